@@ -1,0 +1,137 @@
+"""Command-line entry point: the dashboard by default, ``--batch`` headless, and subcommands.
+
+``llmbench`` alone opens the dashboard; ``llmbench --batch [SUITE]`` runs the same engine with no
+UI; ``llmbench history|show|export|import|compare|delete|doctor|calibrate ...`` work on the
+stored results. Subcommands live in ``commands/`` (one module each, imported only when used, so
+``--batch`` never pays for Textual and the dashboard never pays for the exporters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+
+SUBCOMMANDS = {
+    "history": "history",
+    "show": "show",
+    "export": "export",
+    "import": "import_",
+    "compare": "compare",
+    "delete": "delete",
+    "doctor": "doctor",
+    "calibrate": "calibrate",
+}
+
+DEFAULT_PROMPT = "Explain in three sentences why the sky is blue."
+DEFAULT_MAX_TOKENS = 128
+
+
+def _float_pos(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _int_min(minimum: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="llmbench",
+        description="Benchmark local language models. Without --batch, opens the dashboard. "
+        "Subcommands: " + ", ".join(SUBCOMMANDS) + " (llmbench SUBCOMMAND --help).",
+    )
+    p.add_argument("--version", action="version", version=f"llmbench {__version__}")
+    p.add_argument("--batch", action="store_true", help="run headless: no UI, summary on stdout")
+    p.add_argument("suite", nargs="?", help="a TOML suite file (see examples/)")
+    p.add_argument("-m", "--model", action="append", default=[], metavar="SPEC",
+                   help="ollama:NAME[@HOST], openai:NAME@BASE_URL, gguf:PATH or embedded "
+                   "(repeatable; overrides the suite's models)")
+    p.add_argument("-p", "--prompt", action="append", default=[], metavar="TEXT",
+                   help="a prompt (repeatable; overrides the suite's prompts)")
+    p.add_argument("--system", help="system prompt")
+    p.add_argument("-n", "--repetitions", type=_int_min(1), help="measured runs per prompt")
+    p.add_argument("--warmup", type=_int_min(0), help="warm-up runs per model (default 1)")
+    p.add_argument("--cold", type=_int_min(0), help="cold runs per model (model unloaded first)")
+    p.add_argument("-c", "--concurrency", type=_int_min(1), help="simultaneous streams per model")
+    p.add_argument("--timeout", type=_float_pos, metavar="S",
+                   help="sets both --ttft-timeout and --stall-timeout")
+    p.add_argument("--ttft-timeout", type=_float_pos, metavar="S")
+    p.add_argument("--stall-timeout", type=_float_pos, metavar="S")
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--max-tokens", type=_int_min(1),
+                   help=f"max output tokens (default {DEFAULT_MAX_TOKENS} when no suite sets it)")
+    p.add_argument("--num-ctx", type=_int_min(64), help="context size")
+    p.add_argument("--keep-alive", help="Ollama keep_alive, e.g. 10m, 0, -1")
+    think = p.add_mutually_exclusive_group()
+    think.add_argument("--think", dest="think", action="store_const", const=True,
+                       help="ask thinking models to think")
+    think.add_argument("--no-think", dest="think", action="store_const", const=False)
+    p.add_argument("--tag", action="append", default=[], help="tag stored with every run")
+    p.add_argument("--json", metavar="PATH", help="write the run records as a JSON array")
+    p.add_argument("--csv", metavar="PATH", help="write one CSV row per run")
+    p.add_argument("--markdown", metavar="PATH", help="write the summary table as Markdown")
+    p.add_argument("--baseline", metavar="SESSION_OR_FILE",
+                   help="compare against a stored session id or an exported JSON/JSONL file")
+    p.add_argument("--fail-if", action="append", default=[], metavar="RULE",
+                   help='regression gate, e.g. "decode_tok_s<-10%%" or "ttft_s>+20%%"; exit 3')
+    p.add_argument("--data-dir", help="where history.json lives (env LLMBENCH_DATA_DIR)")
+    p.add_argument("--no-store", action="store_true", help="do not write to the database")
+    p.add_argument("--ollama-host", help="default Ollama host (env OLLAMA_HOST)")
+    p.add_argument("--sample-interval", type=_float_pos, default=0.25, metavar="S",
+                   help="telemetry sampling interval in seconds (default 0.25)")
+    p.add_argument("--theme", help="dashboard theme")
+    mouse = p.add_mutually_exclusive_group()
+    mouse.add_argument("--no-mouse", dest="no_mouse", action="store_const", const=True,
+                       help="leave the mouse to the terminal (default over SSH)")
+    mouse.add_argument("--mouse", dest="no_mouse", action="store_const", const=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        name, rest = argv[0], argv[1:]
+        if name == "history" and "--tui" in rest:
+            return _history_tui(rest)
+        module = importlib.import_module(f"llmbench_tui.commands.{SUBCOMMANDS[name]}")
+        args = module.build_parser(f"llmbench {name}").parse_args(rest)
+        return module.main(args)
+    args = build_parser().parse_args(argv)
+    if args.batch:
+        from .commands.batch import run_batch
+
+        return run_batch(args)
+    from .ui.app import run_app
+
+    args.models = args.model
+    args.start = "dashboard"
+    return run_app(args)
+
+
+def _history_tui(rest: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="llmbench history --tui")
+    p.add_argument("--tui", action="store_true")
+    p.add_argument("--data-dir")
+    args, _ = p.parse_known_args(rest)
+    from .ui.history import run_history_app
+
+    return run_history_app(args.data_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

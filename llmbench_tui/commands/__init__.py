@@ -1,0 +1,1 @@
+"""Subcommands: one module each, exposing build_parser(prog) and main(args)."""

@@ -1,0 +1,268 @@
+"""``llmbench --batch``: the engine with no UI, for scripts and CI.
+
+Progress goes to stderr (a live line on a terminal, one plain line per run otherwise), the summary
+table to stdout, run records into the database and optionally to files. Exit codes scripts can
+trust: 0 every run ok, 1 a run failed or timed out, 2 bad usage or suite, 3 regression gate
+crossed, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..backends import BackendPool
+from ..config import db_path
+from ..engine.events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished
+from ..engine.report import footnotes, render_markdown, render_text, summary_table
+from ..engine.runner import Engine, Plan
+from ..schema import ModelSpec, Options, PromptSpec, Suite
+from ..suite import SuiteError, load_suite
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REGRESSION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+_OPTION_FLAGS = ("temperature", "top_k", "top_p", "seed", "max_tokens", "num_ctx", "keep_alive",
+                 "think", "system")
+
+
+class UsageError(Exception):
+    """Bad command line or suite: exit 2 with this message."""
+
+
+def build_plan(args: argparse.Namespace) -> Plan:
+    """The suite (if any) overlaid with every command-line flag that was given."""
+    from ..cli import DEFAULT_MAX_TOKENS, DEFAULT_PROMPT
+
+    suite = load_suite(args.suite) if args.suite else Suite(name="adhoc")
+    try:
+        models = [ModelSpec.parse(m) for m in (args.model or suite.models)] or [
+            ModelSpec.parse("embedded")
+        ]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    prompts = suite.prompts
+    if args.prompt:
+        prompts = [PromptSpec(id=f"p{i + 1}" if len(args.prompt) > 1 else "prompt", text=t)
+                   for i, t in enumerate(args.prompt) if t.strip()]
+        if not prompts:
+            raise UsageError("--prompt is empty: give the text to send to the model")
+    if not prompts:
+        prompts = [PromptSpec(id="default", text=DEFAULT_PROMPT)]
+    given = {k: getattr(args, k) for k in _OPTION_FLAGS if getattr(args, k, None) is not None}
+    try:
+        options = suite.options.merged(Options(**given))
+    except ValueError as exc:
+        raise UsageError(f"bad option: {exc}") from None
+    if options.max_tokens is None:
+        options = options.merged(Options(max_tokens=DEFAULT_MAX_TOKENS))
+    ttft = args.ttft_timeout or args.timeout or suite.ttft_timeout_s
+    stall = args.stall_timeout or args.timeout or suite.stall_timeout_s
+    return Plan(
+        models=models, prompts=prompts, options=options,
+        repetitions=args.repetitions or (suite.repetitions if args.suite else 3),
+        warmup=args.warmup if args.warmup is not None else suite.warmup,
+        cold=args.cold if args.cold is not None else suite.cold,
+        concurrency=args.concurrency or suite.concurrency,
+        ttft_timeout_s=ttft, stall_timeout_s=stall,
+        tags=sorted({*suite.tags, *args.tag}), name=suite.name,
+    )
+
+
+class Progress:
+    """Progress on stderr: a redrawn line on a terminal, plain lines for logs."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self._current: dict[str, RunStarted] = {}
+        self._chunks: dict[str, int] = {}
+        self._last_draw = 0.0
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._current[event.run_id] = event
+            self._chunks[event.run_id] = 0
+            self._draw(force=True)
+        elif isinstance(event, ChunkReceived):
+            self._chunks[event.run_id] = event.chunks
+            if self.tty:
+                self._draw()
+        elif isinstance(event, RunFinished):
+            self._current.pop(event.record.id, None)
+            self._chunks.pop(event.record.id, None)
+            self._line(event)
+        elif isinstance(event, SessionFinished) and self.tty:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+
+    def _draw(self, force: bool = False) -> None:
+        if not self.tty or not self._current:
+            return
+        import time
+
+        now = time.monotonic()
+        if not force and now - self._last_draw < 0.1:
+            return
+        self._last_draw = now
+        ev = next(iter(self._current.values()))
+        done = ev.index - 1
+        width = 20
+        filled = int(width * done / max(ev.total_runs, 1))
+        bar = "█" * filled + "░" * (width - filled)
+        kind = "warm-up" if ev.warmup else "cold" if ev.cold else f"rep {ev.repetition + 1}"
+        chunks = sum(self._chunks.values())
+        text = f"[{bar}] {done}/{ev.total_runs} {ev.model} {ev.prompt_id} {kind}: {chunks} chunks"
+        self.stream.write("\r\x1b[2K" + text[:200])
+        self.stream.flush()
+
+    def _line(self, event: RunFinished) -> None:
+        r = event.record
+        kind = "warm-up" if r.warmup else "cold" if r.cold else f"rep {r.repetition + 1}"
+        figures = ""
+        if r.timings.ttft_s is not None:
+            figures += f" ttft {r.timings.ttft_s:.3f}s"
+        if r.timings.decode_tok_s is not None:
+            figures += f" {r.timings.decode_tok_s:.1f} tok/s"
+        if r.tokens.output is not None:
+            figures += f" {r.tokens.output} tokens"
+        err = f": {r.error}" if r.error else ""
+        line = (f"[{event.index}/{event.total_runs}] {r.model_spec} {r.prompt_id} {kind} "
+                f"{r.status}{figures}{err}")
+        if self.tty:
+            self.stream.write("\r\x1b[2K")
+        self.stream.write(line + "\n")
+        self.stream.flush()
+        self._draw(force=True)
+
+
+def _open_store(args: argparse.Namespace) -> Any:
+    if args.no_store:
+        return None
+    from ..store import Store
+
+    return Store(db_path(args.data_dir))
+
+
+def _start_telemetry(args: argparse.Namespace) -> Any:
+    try:
+        from ..engine.telemetry import TelemetryHub
+    except ImportError:
+        return None
+    hub = TelemetryHub(interval_s=args.sample_interval)
+    hub.start()
+    return hub
+
+
+async def _run(engine: Engine) -> SessionFinished:
+    loop = asyncio.get_running_loop()
+    interrupts = 0
+
+    def on_sigint() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            print("\ninterrupted: stopping the current runs (Ctrl+C again to quit at once)",
+                  file=sys.stderr)
+            engine.cancel()
+        else:
+            raise SystemExit(EXIT_INTERRUPTED)
+
+    # Not in the main thread, or no signals on this platform: Ctrl+C then just ends the process.
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    try:
+        return await engine.run()
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+def _write_outputs(args: argparse.Namespace, finished: SessionFinished, rows: list) -> None:
+    records = [r.to_json() for r in finished.records]
+    if args.json:
+        Path(args.json).write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n",
+                                   encoding="utf-8")
+    if args.csv:
+        from ..exporting import write_export
+
+        write_export(records, "csv", args.csv)
+    if args.markdown:
+        notes = footnotes(finished.groups)
+        text = render_markdown(rows) + "\n"
+        if notes:
+            text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+        Path(args.markdown).write_text(text, encoding="utf-8")
+
+
+def _gate(args: argparse.Namespace, finished: SessionFinished, store: Any) -> int:
+    """The CI regression gate: exit 3 when a --fail-if rule is crossed against --baseline."""
+    from ..compare import evaluate_gate, load_baseline, parse_rule
+
+    rules = [parse_rule(r) for r in args.fail_if]
+    baseline = load_baseline(args.baseline, store)
+    current = [r.to_json() for r in finished.records]
+    violations = evaluate_gate(current, baseline, rules)
+    for v in violations:
+        print(f"REGRESSION: {v.sentence}", file=sys.stderr)
+    if not violations:
+        print(f"regression gate passed against {args.baseline} "
+              f"({len(rules)} rule{'s' if len(rules) != 1 else ''})", file=sys.stderr)
+    return EXIT_REGRESSION if violations else EXIT_OK
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="llmbench: %(message)s")
+    try:
+        plan = build_plan(args)
+        if args.fail_if and not args.baseline:
+            raise UsageError("--fail-if needs --baseline SESSION_OR_FILE")
+        if args.fail_if:
+            from ..compare import parse_rule
+
+            for rule in args.fail_if:
+                parse_rule(rule)
+    except (SuiteError, UsageError, ValueError) as exc:
+        print(f"llmbench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        store = _open_store(args)
+    except Exception as exc:  # StoreError: corrupt or newer file, unreadable dir
+        print(f"llmbench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    hub = _start_telemetry(args)
+    engine = Engine(plan, pool=BackendPool(ollama_host=args.ollama_host), store=store,
+                    telemetry=hub, on_event=Progress())
+    try:
+        finished = asyncio.run(_run(engine))
+    finally:
+        if hub is not None:
+            hub.stop()
+    rows = summary_table(finished.groups)
+    print(render_text(rows))
+    for note in footnotes(finished.groups):
+        print(note)
+    print(f"session {finished.session_id}"
+          + ("" if store is None else f" stored in {db_path(args.data_dir)}"))
+    if not finished.stored:
+        print("llmbench: some runs could not be stored in the database (see messages above); "
+              "use --json to keep them", file=sys.stderr)
+    _write_outputs(args, finished, rows)
+    if finished.cancelled:
+        return EXIT_INTERRUPTED
+    code = EXIT_OK if all(r.status == "ok" for r in finished.records) else EXIT_FAILED
+    if args.baseline and args.fail_if:
+        try:
+            gate = _gate(args, finished, store)
+        except (ValueError, LookupError, OSError) as exc:
+            print(f"llmbench: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if gate:
+            return gate
+    return code

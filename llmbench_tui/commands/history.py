@@ -1,0 +1,143 @@
+"""``llmbench history``: the run list, newest first, with the same filters as the TUI's history.
+
+Also home of the pieces every history-like command shares (``--data-dir``, the filter options,
+opening the store with a one-sentence error), so ``export`` and ``history`` can never disagree
+about what a filter means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from llmbench_tui import config
+from llmbench_tui.store import RunQuery, Store, StoreError, get_path
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", help="where history.json lives (default: LLMBENCH_DATA_DIR or the platform's)"
+    )
+
+
+def add_filters(parser: argparse.ArgumentParser, *, default_limit: int | None) -> None:
+    """The query options shared by ``history`` and ``export``."""
+    add_data_dir(parser)
+    parser.add_argument("--search", help="case-insensitive text in prompt, response, model, tags, error")
+    parser.add_argument("--model", help="model name (part of it, case-insensitive)")
+    parser.add_argument("--backend", choices=("ollama", "openai", "gguf"))
+    parser.add_argument("--host", help="host or base URL (part of it)")
+    parser.add_argument("--status", choices=("ok", "error", "timeout", "cancelled"))
+    parser.add_argument("--session", dest="session_id", help="session id (or its prefix)")
+    parser.add_argument("--since", help="from this ISO date/datetime (UTC)")
+    parser.add_argument("--until", help="up to this ISO date (whole day) or datetime (UTC)")
+    parser.add_argument(
+        "--sort", default="-started_at",
+        help="field or figure path, '-' for descending (e.g. -timings.decode_tok_s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--limit", type=int, default=default_limit,
+        help=f"at most N runs (default: {default_limit or 'all'})",
+    )  # fmt: skip
+
+
+def query_from(args: argparse.Namespace) -> RunQuery:
+    return RunQuery(
+        search=args.search, model=args.model, backend=args.backend, host=args.host,
+        status=args.status, since=args.since, until=args.until, session_id=args.session_id,
+        sort=args.sort, limit=args.limit,
+    )  # fmt: skip
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    return Store(config.db_path(args.data_dir))
+
+
+def fail(prog: str, message: str, code: int = 1) -> int:
+    """Print a one-sentence error (never a traceback) and return the exit code."""
+    print(f"{prog}: {message}", file=sys.stderr)
+    return code
+
+
+def clean(text: Any, width: int) -> str:
+    """Untrusted text (prompts, model output) made safe for one table cell: control characters,
+    including escape sequences, become spaces; long text is cut with an ellipsis."""
+    raw = "" if text is None else str(text)
+    flat = "".join(ch if ch.isprintable() else " " for ch in raw)
+    flat = " ".join(flat.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def fmt_num(value: Any, digits: int = 3) -> str:
+    if isinstance(value, bool) or value is None:
+        return "-"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 10 ** digits else f"{value:.0f}"
+    return str(value)
+
+
+def local_time(iso: Any) -> str:
+    try:
+        return datetime.fromisoformat(str(iso)).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return clean(iso, 16)
+
+
+def table(rows: list[list[str]]) -> str:
+    """Plain aligned columns (header first); readable over SSH and in a pipe."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run_rows(records: list[dict[str, Any]]) -> list[list[str]]:
+    rows = [["time", "id", "model", "prompt", "status", "TTFT s", "tok/s", "tokens"]]
+    for r in records:
+        rows.append([
+            local_time(r.get("started_at")), str(r.get("id", ""))[:8], clean(r.get("model"), 24),
+            clean(r.get("prompt"), 32), clean(r.get("status"), 9),
+            fmt_num(get_path(r, "timings.ttft_s")), fmt_num(get_path(r, "timings.decode_tok_s")),
+            fmt_num(get_path(r, "tokens.output")),
+        ])  # fmt: skip
+    return rows
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="List stored runs, newest first.")
+    add_filters(parser, default_limit=50)
+    parser.add_argument("--json", action="store_true", help="print the runs as a JSON list")
+    parser.add_argument(
+        "--prune-series-older-than", type=float, metavar="DAYS",
+        help="drop telemetry series of runs older than DAYS (run records are kept)",
+    )  # fmt: skip
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    prog = "llmbench history"
+    try:
+        store = open_store(args)
+        if args.prune_series_older_than is not None:
+            dropped = store.prune_series(args.prune_series_older_than)
+            print(f"dropped {dropped} telemetry series older than {args.prune_series_older_than:g} days")
+            return 0
+        records = store.query(query_from(args))
+    except StoreError as exc:
+        return fail(prog, str(exc))
+    if args.json:
+        sys.stdout.write(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif not records:
+        print("no runs match" if store.count() else f"no runs stored yet in {store.path}")
+    else:
+        print(table(run_rows(records)))
+        total = store.count()
+        if len(records) < total:
+            print(f"{len(records)} runs shown ({total} stored)")
+    return 0

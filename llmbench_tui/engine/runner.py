@@ -1,0 +1,418 @@
+"""The engine: turns a plan into runs, measures each, stores each, publishes events.
+
+It knows nothing of any front end. The dashboard and ``--batch`` both construct an ``Engine``
+and follow its events, so a figure can never differ between them.
+
+Order of work for each model (models run one after another, so they never compete for the same
+CPU/GPU and distort each other's figures):
+
+1. cold runs, each preceded by an unload (stored with ``cold: true``, their own statistics group);
+2. warm-up runs (stored with ``warmup: true``, excluded from statistics);
+3. for every prompt, ``repetitions`` measured rounds of ``concurrency`` simultaneous streams.
+
+A model whose backend cannot be reached or which does not exist fails once, is stored once as an
+error run with the backend's sentence, and its remaining runs are skipped; the other models go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..backends import BackendPool
+from ..backends.base import (
+    BackendError,
+    BackendTimeout,
+    FinalChunk,
+    ModelNotFound,
+    TextChunk,
+    Unreachable,
+    now_ns,
+)
+from ..schema import ModelSpec, Options, PromptSpec, RunRecord, Suite, Tokens
+from .events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished, SessionStarted
+from .stats import summarize
+from .timing import NS, Arrivals, client_timings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Plan:
+    """Models × prompts × repetitions, with warm-up, cold runs, concurrency and timeouts."""
+
+    models: list[ModelSpec]
+    prompts: list[PromptSpec]
+    options: Options = field(default_factory=Options)
+    repetitions: int = 3
+    warmup: int = 1
+    cold: int = 0
+    concurrency: int = 1
+    ttft_timeout_s: float | None = None
+    stall_timeout_s: float | None = None
+    tags: list[str] = field(default_factory=list)
+    name: str = "adhoc"
+
+    @classmethod
+    def from_suite(cls, suite: Suite) -> Plan:
+        return cls(
+            models=[ModelSpec.parse(m) for m in suite.models], prompts=list(suite.prompts),
+            options=suite.options, repetitions=suite.repetitions, warmup=suite.warmup,
+            cold=suite.cold, concurrency=suite.concurrency, ttft_timeout_s=suite.ttft_timeout_s,
+            stall_timeout_s=suite.stall_timeout_s, tags=list(suite.tags), name=suite.name,
+        )
+
+    def runs_per_model(self) -> int:
+        return self.cold + self.warmup + len(self.prompts) * self.repetitions * self.concurrency
+
+    def total_runs(self) -> int:
+        return len(self.models) * self.runs_per_model()
+
+    def describe(self) -> dict[str, Any]:
+        """The plan as stored with the session, so a session can be re-run exactly."""
+        return {
+            "name": self.name, "models": [m.label for m in self.models],
+            "prompts": [p.model_dump() for p in self.prompts],
+            "options": self.options.model_dump(exclude_none=True),
+            "repetitions": self.repetitions, "warmup": self.warmup, "cold": self.cold,
+            "concurrency": self.concurrency, "ttft_timeout_s": self.ttft_timeout_s,
+            "stall_timeout_s": self.stall_timeout_s, "tags": self.tags,
+        }
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One run to perform."""
+
+    spec: ModelSpec
+    prompt: PromptSpec
+    repetition: int
+    warmup: bool = False
+    cold: bool = False
+    stream: int = 0
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """A finished run before it is stored: the record, its series, its window in time."""
+
+    record: RunRecord
+    series: dict[str, Any] | None = None
+    t_send: int | None = None
+    t_last: int | None = None
+    model_failed: bool = False
+
+
+class _ModelFailed(Exception):
+    """A model-level failure (unreachable, not found): skip the model's remaining runs."""
+
+
+class Engine:
+    """Runs one plan. Create a new ``Engine`` per session."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        pool: BackendPool | None = None,
+        store: Any = None,
+        telemetry: Any = None,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.pool = pool or BackendPool()
+        self._own_pool = pool is None
+        self.store = store
+        self.telemetry = telemetry
+        self.on_event = on_event or (lambda _event: None)
+        self.session_id = uuid.uuid4().hex
+        self.records: list[RunRecord] = []
+        self._streams: set[asyncio.Task] = set()
+        self._cancelled = False
+        self._index = 0
+        self._stored = True
+        self._env: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------- control
+
+    def cancel(self) -> None:
+        """Stop: running streams end as ``cancelled`` with their partial output; nothing new
+        starts. Runs already finished are kept."""
+        self._cancelled = True
+        for task in list(self._streams):
+            task.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    # ----------------------------------------------------------------- session
+
+    async def run(self) -> SessionFinished:
+        plan = self.plan
+        total = plan.total_runs()
+        self.on_event(SessionStarted(self.session_id, total, [m.label for m in plan.models]))
+        try:
+            await self._start_session()
+            for spec in plan.models:
+                if self._cancelled:
+                    break
+                try:
+                    await self._run_model(spec)
+                except _ModelFailed:
+                    skipped = plan.runs_per_model() - 1
+                    self._index += skipped
+        finally:
+            if self._own_pool:
+                await self.pool.aclose()
+        finished = SessionFinished(
+            self.session_id, list(self.records), self._cancelled, self._stored,
+            summarize(self.records),
+        )
+        self.on_event(finished)
+        return finished
+
+    async def _start_session(self) -> None:
+        env: dict[str, Any] = {}
+        if self.telemetry is not None:
+            try:
+                env = await self.telemetry.session_environment(self.pool, self.plan.models)
+            except Exception as exc:  # a broken probe must not stop a benchmark
+                log.warning("environment snapshot failed: %s", exc)
+                env = {"error": str(exc)}
+        self._env = env
+        session = {
+            "id": self.session_id, "started_at": _utc_now(), "plan": self.plan.describe(),
+            "environment": env,
+        }
+        await self._store_call("add_session", session)
+
+    async def _run_model(self, spec: ModelSpec) -> None:
+        plan = self.plan
+        first = plan.prompts[0]
+        for i in range(plan.cold):
+            if self._cancelled:
+                return
+            prompt = plan.prompts[i % len(plan.prompts)]
+            await self._unload(spec, prompt)
+            await self._round([_Slot(spec, prompt, i, cold=True)])
+        for i in range(plan.warmup):
+            if self._cancelled:
+                return
+            await self._round([_Slot(spec, first, i, warmup=True)])
+        for prompt in plan.prompts:
+            for rep in range(plan.repetitions):
+                if self._cancelled:
+                    return
+                slots = [_Slot(spec, prompt, rep, stream=s) for s in range(plan.concurrency)]
+                await self._round(slots)
+
+    async def _unload(self, spec: ModelSpec, prompt: PromptSpec) -> None:
+        """Unload before a cold run; a backend that cannot unload fails the cold run clearly."""
+        try:
+            await self.pool.for_spec(spec).unload(spec)
+        except BackendError as exc:
+            rec = self._error_record(_Slot(spec, prompt, 0, cold=True), exc)
+            await self._finish(rec, None)
+            if isinstance(exc, Unreachable | ModelNotFound):
+                raise _ModelFailed from exc
+
+    async def _round(self, slots: list[_Slot]) -> None:
+        """Run the slots' streams at once; aggregate throughput when there are several."""
+        outcomes = await asyncio.gather(*(self._run_one(s) for s in slots))
+        if len(slots) > 1:
+            ok = [o.record for o in outcomes if o.record.status == "ok"]
+            starts = [o.t_send for o in outcomes if o.t_send is not None]
+            ends = [o.t_last for o in outcomes if o.t_last is not None]
+            agg = None
+            if ok and starts and ends and max(ends) > min(starts):
+                agg = sum(r.tokens.output or 0 for r in ok) / ((max(ends) - min(starts)) / NS)
+            for o in outcomes:
+                o.record.concurrent = {"streams": len(slots), "aggregate_tok_s": agg}
+        for o in outcomes:
+            await self._finish(o.record, o.series)
+        failed = [o.record for o in outcomes if o.model_failed]
+        if failed:
+            raise _ModelFailed(failed[0].error)
+
+    async def _finish(self, rec: RunRecord, series: dict[str, Any] | None) -> None:
+        self._index += 1
+        await self._store_call("add_run", rec.to_json(), series)
+        self.records.append(rec)
+        self.on_event(RunFinished(rec, self._index, self.plan.total_runs()))
+
+    async def _store_call(self, method: str, *args: Any) -> None:
+        """Store writes run on a thread (they fsync); a failure is logged, never fatal: the
+        records stay in memory and ``--batch`` can still write them to files."""
+        if self.store is None:
+            return
+        try:
+            await asyncio.shield(asyncio.to_thread(getattr(self.store, method), *args))
+        except Exception as exc:
+            self._stored = False
+            log.error("could not store %s: %s", method, exc)
+
+    # ----------------------------------------------------------------- one run
+
+    async def _run_one(self, slot: _Slot) -> _Outcome:
+        plan = self.plan
+        run_id = uuid.uuid4().hex
+        spec, prompt = slot.spec, slot.prompt
+        self.on_event(RunStarted(
+            run_id, self.session_id, spec.label, prompt.id, slot.repetition, slot.warmup,
+            slot.cold, slot.stream, self._index + 1, plan.total_runs(),
+        ))
+        options = plan.options
+        if prompt.system is not None:
+            options = options.merged(Options(system=prompt.system))
+        started_at = _utc_now()
+        try:
+            backend = self.pool.for_spec(spec)
+            effective = backend.effective_options(spec, options)
+        except BackendError as exc:
+            rec = self._error_record(slot, exc, run_id=run_id, started_at=started_at)
+            return _Outcome(rec, model_failed=True)
+        if self.telemetry is not None:
+            self.telemetry.watch(spec, backend)
+
+        t_send = now_ns()
+        arrivals = Arrivals(t_send)
+        stream = backend.stream(spec, prompt.text, options)
+        task = asyncio.ensure_future(self._consume(stream, arrivals, run_id))
+        self._streams.add(task)
+        status, error, final = "ok", None, None
+        model_failed = False
+        try:
+            final = await task
+        except asyncio.CancelledError:
+            if not task.cancelled():  # we ourselves are being cancelled: stop the stream too
+                task.cancel()
+                raise
+            status, error = "cancelled", "cancelled by the user"
+        except BackendTimeout as exc:
+            status, error = "timeout", str(exc)
+        except BackendError as exc:
+            status, error = "error", str(exc)
+            model_failed = isinstance(exc, Unreachable | ModelNotFound)
+        except Exception as exc:  # a backend bug must not take the session down
+            log.exception("unexpected failure in %s", spec.label)
+            status, error = "error", f"unexpected error from the {spec.backend} backend: {exc!r}"
+        finally:
+            self._streams.discard(task)
+        t_last = final.t_ns if final else (arrivals.times[-1] if arrivals.times else now_ns())
+
+        if final is not None and final.output_tokens is not None:
+            tokens = Tokens(prompt=final.prompt_tokens, output=final.output_tokens, source="server")
+        else:
+            tokens = Tokens(
+                prompt=final.prompt_tokens if final else None,
+                output=len(arrivals.times), source="client",
+            )
+        rec = RunRecord(
+            id=run_id, session_id=self.session_id, started_at=started_at,
+            model=_model_name(spec), model_spec=spec.label, backend=spec.backend,
+            host=backend.host, prompt_id=prompt.id, prompt=prompt.text, system=options.system,
+            options=effective, repetition=slot.repetition, warmup=slot.warmup, cold=slot.cold,
+            concurrency=plan.concurrency if not (slot.warmup or slot.cold) else 1,
+            status=status, error=error, response=arrivals.response,
+            thinking="".join(arrivals.thinking) or None, tokens=tokens,
+            timings=client_timings(arrivals, t_last, tokens.output),
+            server=final.server if final else None,
+            tags=sorted({*plan.tags, *prompt.tags}),
+        )
+        if final is not None and final.done_reason:
+            rec.done_reason = final.done_reason
+        series: dict[str, Any] = {"arrivals_s": arrivals.offsets_s()}
+        if self.telemetry is not None:
+            self._add_telemetry(rec, series, spec, t_send, t_last)
+        return _Outcome(rec, series, t_send, t_last, model_failed)
+
+    def _add_telemetry(self, rec: RunRecord, series: dict, spec: ModelSpec, t0: int,
+                       t1: int) -> None:
+        try:
+            summary, tseries = self.telemetry.run_window(t0, t1)
+            rec.telemetry = summary
+            if tseries:
+                series["telemetry"] = tseries
+            models = self._env.get("models") or {}
+            rec.environment = {"session_id": self.session_id, "model": models.get(spec.label)}
+            efficiency, warnings = self.telemetry.derive(rec, self._env)
+            rec.efficiency = efficiency
+            if warnings:
+                rec.warnings = warnings
+        except Exception as exc:  # telemetry must never lose a run
+            log.warning("telemetry for run %s failed: %s", rec.id, exc)
+
+    async def _consume(self, stream: Any, arrivals: Arrivals, run_id: str) -> FinalChunk | None:
+        """The hot loop: one pass per chunk, with TTFT and stall deadlines enforced here."""
+        plan = self.plan
+        loop = asyncio.get_running_loop()
+        ttft, stall = plan.ttft_timeout_s, plan.stall_timeout_s
+        emit = self.on_event
+        final: FinalChunk | None = None
+        add = arrivals.add
+        try:
+            async with asyncio.timeout_at(loop.time() + ttft if ttft else None) as deadline:
+                async for item in stream:
+                    if type(item) is TextChunk:
+                        if not (item.text or item.thinking):
+                            continue
+                        add(item.t_ns, item.text, item.thinking, item.n_tokens)
+                        deadline.reschedule(loop.time() + stall if stall else None)
+                        emit(ChunkReceived(
+                            run_id, item.text, item.thinking, item.t_ns,
+                            (item.t_ns - arrivals.t_send) / NS, len(arrivals.times),
+                            (arrivals.times[0] - arrivals.t_send) / NS,
+                        ))
+                    else:
+                        final = item
+        except TimeoutError:
+            if arrivals.times:
+                raise BackendTimeout(
+                    f"no new chunk for {stall:g} s after {len(arrivals.times)} chunks "
+                    "(stall timeout)"
+                ) from None
+            raise BackendTimeout(f"no first token within {ttft:g} s (TTFT timeout)") from None
+        finally:
+            await stream.aclose()
+        if final is None:
+            raise BackendError("the stream ended without its final chunk")
+        return final
+
+    def _error_record(self, slot: _Slot, exc: BaseException, *, run_id: str | None = None,
+                      started_at: str | None = None) -> RunRecord:
+        spec = slot.spec
+        return RunRecord(
+            id=run_id or uuid.uuid4().hex, session_id=self.session_id,
+            started_at=started_at or _utc_now(), model=_model_name(spec), model_spec=spec.label,
+            backend=spec.backend, host=spec.host, prompt_id=slot.prompt.id,
+            prompt=slot.prompt.text, system=self.plan.options.system,
+            options=self.plan.options.model_dump(exclude_none=True), repetition=slot.repetition,
+            warmup=slot.warmup, cold=slot.cold, concurrency=1,
+            status="timeout" if isinstance(exc, BackendTimeout) else "error", error=str(exc),
+            tags=sorted({*self.plan.tags, *slot.prompt.tags}),
+        )
+
+
+def _model_name(spec: ModelSpec) -> str:
+    """The name people search for: the Ollama/OpenAI model name, or a GGUF file's stem."""
+    if spec.backend != "gguf":
+        return spec.name
+    if spec.embedded:
+        try:
+            from ..backends.embedded import embedded_model_path
+
+            return embedded_model_path().stem
+        except Exception:
+            return "embedded"
+    return Path(spec.name).stem
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

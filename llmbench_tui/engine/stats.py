@@ -1,0 +1,174 @@
+"""Statistics across repetitions (METRICS.md "Statistics across repetitions").
+
+Pure standard library: the Student t quantiles for the 95 % confidence interval come from a table
+(two-sided, 0.975), which is exact at the listed degrees of freedom and conservative between them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..schema import RunRecord
+from .timing import percentile
+
+# Figures summarised per group, as dotted paths into a run record's JSON form.
+FIGURES = (
+    "timings.ttft_s",
+    "timings.decode_tok_s",
+    "server.decode_tok_s",
+    "server.prompt_tok_s",
+    "server.load_s",
+    "tokens.output",
+    "timings.e2e_s",
+    "timings.tpot_s",
+    "timings.itl_p50_s",
+    "timings.itl_p99_s",
+    "efficiency.j_per_token",
+    "telemetry.cpu_pct.mean",
+    "telemetry.proc_rss_mb.max",
+    "concurrent.aggregate_tok_s",
+)
+
+OUTLIER_MIN_N = 5
+OUTLIER_MIN_REL = 0.02
+
+_T975 = {
+    1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
+    10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110,
+    18: 2.101, 19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060,
+    26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980,
+}
+
+
+def t_critical(df: int) -> float:
+    """Two-sided 95 % Student t quantile; the nearest tabulated df at or below ``df``."""
+    if df < 1:
+        raise ValueError("t quantile needs at least one degree of freedom")
+    if df in _T975:
+        return _T975[df]
+    if df > 120:
+        return 1.960
+    return _T975[max(k for k in _T975 if k <= df)]
+
+
+@dataclass(slots=True)
+class Stats:
+    n: int
+    mean: float
+    median: float
+    stdev: float | None
+    min: float
+    max: float
+    p95: float
+    ci95_low: float | None
+    ci95_high: float | None
+    outliers: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": self.n, "mean": self.mean, "median": self.median, "stdev": self.stdev,
+            "min": self.min, "max": self.max, "p95": self.p95,
+            "ci95": [self.ci95_low, self.ci95_high], "outliers": self.outliers,
+        }
+
+
+def describe(values: list[float]) -> Stats:
+    """n, mean, median, sample stdev, min, max, p95, 95 % CI of the mean, outliers.
+
+    An outlier is a value farther than 3 × MAD from the median; it is flagged, never dropped.
+    Two guards keep the flag meaningful: it needs at least ``OUTLIER_MIN_N`` values (with three,
+    the MAD is set by a single neighbour and flags ordinary jitter), and the distance must also
+    exceed ``OUTLIER_MIN_REL`` of the median (a near-zero MAD of very stable figures would
+    otherwise flag a 0.1 % wobble). When the MAD is zero nothing is flagged.
+    """
+    if not values:
+        raise ValueError("describe() needs at least one value")
+    ordered = sorted(values)
+    n = len(ordered)
+    mean = statistics.fmean(ordered)
+    median = statistics.median(ordered)
+    stdev = statistics.stdev(ordered) if n >= 2 else None
+    lo = hi = None
+    if stdev is not None:
+        half = t_critical(n - 1) * stdev / math.sqrt(n)
+        lo, hi = mean - half, mean + half
+    mad = statistics.median([abs(v - median) for v in ordered])
+    floor = max(3 * mad, OUTLIER_MIN_REL * abs(median))
+    outliers = [v for v in values if n >= OUTLIER_MIN_N and mad > 0 and abs(v - median) > floor]
+    return Stats(n, mean, median, stdev, ordered[0], ordered[-1], percentile(ordered, 95), lo, hi,
+                 outliers)
+
+
+def get_path(record: dict[str, Any], path: str) -> Any:
+    """Read a dotted figure path (``"timings.ttft_s"``) from a record dict; ``None`` if absent."""
+    node: Any = record
+    for part in path.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+@dataclass(slots=True)
+class GroupSummary:
+    """One (model, prompt, options, cold, concurrency) group of runs and its statistics."""
+
+    model: str
+    backend: str
+    host: str | None
+    prompt_id: str | None
+    cold: bool
+    concurrency: int
+    n_runs: int
+    n_ok: int
+    figures: dict[str, Stats]
+    errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "backend": self.backend, "host": self.host,
+            "prompt_id": self.prompt_id, "cold": self.cold, "concurrency": self.concurrency,
+            "n_runs": self.n_runs, "n_ok": self.n_ok, "errors": self.errors,
+            "figures": {k: v.to_json() for k, v in self.figures.items()},
+        }
+
+
+def _group_key(rec: dict[str, Any]) -> tuple:
+    options = json.dumps(rec.get("options") or {}, sort_keys=True, default=str)
+    return (rec.get("model_spec") or rec["model"], rec["backend"], rec.get("host"),
+            rec.get("prompt_id"), options, bool(rec.get("cold")), rec.get("concurrency", 1))
+
+
+def summarize(records: list[RunRecord] | list[dict[str, Any]]) -> list[GroupSummary]:
+    """Group non-warm-up runs and describe each figure over the group's successful runs.
+
+    Failed runs count in ``n_runs`` and their distinct errors are kept, but never enter the
+    figures; cold runs form their own groups so load time is never averaged into warm runs.
+    """
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for rec in records:
+        data = rec.to_json() if isinstance(rec, RunRecord) else rec
+        if data.get("warmup"):
+            continue
+        groups.setdefault(_group_key(data), []).append(data)
+    out = []
+    for recs in groups.values():
+        ok = [r for r in recs if r["status"] == "ok"]
+        figures = {}
+        for path in FIGURES:
+            values = [v for r in ok if isinstance(v := get_path(r, path), int | float)]
+            if values:
+                figures[path] = describe([float(v) for v in values])
+        errors = sorted({r["error"] or r["status"] for r in recs if r["status"] != "ok"})
+        first = recs[0]
+        out.append(GroupSummary(
+            model=first.get("model_spec") or first["model"], backend=first["backend"],
+            host=first.get("host"), prompt_id=first.get("prompt_id"), cold=bool(first.get("cold")),
+            concurrency=first.get("concurrency", 1), n_runs=len(recs), n_ok=len(ok),
+            figures=figures, errors=errors,
+        ))
+    return out
