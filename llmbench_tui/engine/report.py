@@ -10,6 +10,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("TTFT s", "timings.ttft_s", "{:.3f}"),
     ("decode tok/s", "timings.decode_tok_s", "{:.1f}"),
     ("server tok/s", "server.decode_tok_s", "{:.1f}"),
+    ("ceiling tok/s", "efficiency.ceiling_tok_s", "{:.0f}"),
     ("prompt tok/s", "server.prompt_tok_s", "{:.1f}"),
     ("load s", "server.load_s", "{:.3f}"),
     ("out tokens", "tokens.output", "{:.0f}"),
@@ -58,10 +59,14 @@ def footnotes(groups: list[GroupSummary]) -> list[str]:
     for g in groups:
         agg = g.figures.get("concurrent.aggregate_tok_s")
         if agg is not None:
-            notes.append(f"{group_label(g)} {g.prompt_id}: aggregate {cell(agg, '{:.1f}')} tok/s "
-                         f"over {g.concurrency} streams")
+            notes.append(
+                f"{group_label(g)} {g.prompt_id}: aggregate {cell(agg, '{:.1f}')} tok/s "
+                f"over {g.concurrency} streams"
+            )
         for err in g.errors:
             notes.append(f"{group_label(g)}: {err}")
+        for warning in g.warnings:
+            notes.append(f"{group_label(g)}: warning: {warning}")
     return notes
 
 
@@ -70,8 +75,12 @@ def render_text(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) if i < 3 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip())
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i < 3 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+        )
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -81,7 +90,9 @@ def render_markdown(rows: list[list[str]]) -> str:
     def esc(text: str) -> str:
         return text.replace("|", "\\|")
 
-    out = ["| " + " | ".join(esc(c) for c in rows[0]) + " |",
-           "|" + "|".join("---" for _ in rows[0]) + "|"]
+    out = [
+        "| " + " | ".join(esc(c) for c in rows[0]) + " |",
+        "|" + "|".join("---" for _ in rows[0]) + "|",
+    ]
     out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows[1:]]
     return "\n".join(out)

@@ -31,16 +31,48 @@ FIGURES = (
     "telemetry.cpu_pct.mean",
     "telemetry.proc_rss_mb.max",
     "concurrent.aggregate_tok_s",
+    "efficiency.ceiling_tok_s",
+    "efficiency.achieved_gb_s",
+    "efficiency.mbu",
 )
 
 OUTLIER_MIN_N = 5
 OUTLIER_MIN_REL = 0.02
 
 _T975 = {
-    1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-    10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110,
-    18: 2.101, 19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060,
-    26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980,
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    11: 2.201,
+    12: 2.179,
+    13: 2.160,
+    14: 2.145,
+    15: 2.131,
+    16: 2.120,
+    17: 2.110,
+    18: 2.101,
+    19: 2.093,
+    20: 2.086,
+    21: 2.080,
+    22: 2.074,
+    23: 2.069,
+    24: 2.064,
+    25: 2.060,
+    26: 2.056,
+    27: 2.052,
+    28: 2.048,
+    29: 2.045,
+    30: 2.042,
+    40: 2.021,
+    60: 2.000,
+    120: 1.980,
 }
 
 
@@ -70,9 +102,15 @@ class Stats:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "n": self.n, "mean": self.mean, "median": self.median, "stdev": self.stdev,
-            "min": self.min, "max": self.max, "p95": self.p95,
-            "ci95": [self.ci95_low, self.ci95_high], "outliers": self.outliers,
+            "n": self.n,
+            "mean": self.mean,
+            "median": self.median,
+            "stdev": self.stdev,
+            "min": self.min,
+            "max": self.max,
+            "p95": self.p95,
+            "ci95": [self.ci95_low, self.ci95_high],
+            "outliers": self.outliers,
         }
 
 
@@ -99,8 +137,9 @@ def describe(values: list[float]) -> Stats:
     mad = statistics.median([abs(v - median) for v in ordered])
     floor = max(3 * mad, OUTLIER_MIN_REL * abs(median))
     outliers = [v for v in values if n >= OUTLIER_MIN_N and mad > 0 and abs(v - median) > floor]
-    return Stats(n, mean, median, stdev, ordered[0], ordered[-1], percentile(ordered, 95), lo, hi,
-                 outliers)
+    return Stats(
+        n, mean, median, stdev, ordered[0], ordered[-1], percentile(ordered, 95), lo, hi, outliers
+    )
 
 
 def get_path(record: dict[str, Any], path: str) -> Any:
@@ -127,20 +166,35 @@ class GroupSummary:
     n_ok: int
     figures: dict[str, Stats]
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "model": self.model, "backend": self.backend, "host": self.host,
-            "prompt_id": self.prompt_id, "cold": self.cold, "concurrency": self.concurrency,
-            "n_runs": self.n_runs, "n_ok": self.n_ok, "errors": self.errors,
+            "model": self.model,
+            "backend": self.backend,
+            "host": self.host,
+            "prompt_id": self.prompt_id,
+            "cold": self.cold,
+            "concurrency": self.concurrency,
+            "n_runs": self.n_runs,
+            "n_ok": self.n_ok,
+            "errors": self.errors,
+            "warnings": self.warnings,
             "figures": {k: v.to_json() for k, v in self.figures.items()},
         }
 
 
 def _group_key(rec: dict[str, Any]) -> tuple:
     options = json.dumps(rec.get("options") or {}, sort_keys=True, default=str)
-    return (rec.get("model_spec") or rec["model"], rec["backend"], rec.get("host"),
-            rec.get("prompt_id"), options, bool(rec.get("cold")), rec.get("concurrency", 1))
+    return (
+        rec.get("model_spec") or rec["model"],
+        rec["backend"],
+        rec.get("host"),
+        rec.get("prompt_id"),
+        options,
+        bool(rec.get("cold")),
+        rec.get("concurrency", 1),
+    )
 
 
 def summarize(records: list[RunRecord] | list[dict[str, Any]]) -> list[GroupSummary]:
@@ -164,11 +218,21 @@ def summarize(records: list[RunRecord] | list[dict[str, Any]]) -> list[GroupSumm
             if values:
                 figures[path] = describe([float(v) for v in values])
         errors = sorted({r["error"] or r["status"] for r in recs if r["status"] != "ok"})
+        warnings = sorted({w for r in recs for w in r.get("warnings") or []})
         first = recs[0]
-        out.append(GroupSummary(
-            model=first.get("model_spec") or first["model"], backend=first["backend"],
-            host=first.get("host"), prompt_id=first.get("prompt_id"), cold=bool(first.get("cold")),
-            concurrency=first.get("concurrency", 1), n_runs=len(recs), n_ok=len(ok),
-            figures=figures, errors=errors,
-        ))
+        out.append(
+            GroupSummary(
+                model=first.get("model_spec") or first["model"],
+                backend=first["backend"],
+                host=first.get("host"),
+                prompt_id=first.get("prompt_id"),
+                cold=bool(first.get("cold")),
+                concurrency=first.get("concurrency", 1),
+                n_runs=len(recs),
+                n_ok=len(ok),
+                figures=figures,
+                errors=errors,
+                warnings=warnings,
+            )
+        )
     return out
