@@ -13,7 +13,6 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from fixtures_llama import smollm_path  # noqa: F401  (registered by conftest once it exists)
 
 from llmbench_tui.backends import embedded
 from llmbench_tui.backends.base import (
@@ -52,7 +51,7 @@ def gguf_threads_alive() -> list[threading.Thread]:
 # -- the embedded model file ---------------------------------------------------------------------
 
 
-def test_embedded_path_is_the_smollm2_gguf(smollm_path: Path) -> None:  # noqa: F811
+def test_embedded_path_is_the_smollm2_gguf(smollm_path: Path) -> None:
     assert smollm_path.is_absolute() and smollm_path.is_file()
     assert smollm_path.suffix == ".gguf"
     assert "SmolLM2-135M-Instruct" in smollm_path.name
@@ -71,7 +70,7 @@ def test_embedded_without_the_package_says_how_to_install(monkeypatch) -> None:
 # -- metadata ------------------------------------------------------------------------------------
 
 
-async def test_describe_reads_the_gguf_header(backend: GGUFBackend, smollm_path: Path) -> None:  # noqa: F811
+async def test_describe_reads_the_gguf_header(backend: GGUFBackend, smollm_path: Path) -> None:
     info = await backend.describe(EMBEDDED)
     assert info.name == smollm_path.stem == "SmolLM2-135M-Instruct.Q4_1"
     assert info.size_bytes == smollm_path.stat().st_size
@@ -130,7 +129,7 @@ async def test_list_models_offers_embedded_and_configured_files(
     backend: GGUFBackend,
     tmp_path: Path,
     monkeypatch,
-    smollm_path: Path,  # noqa: F811
+    smollm_path: Path,
 ) -> None:
     (tmp_path / "sub").mkdir()
     _write_gguf(tmp_path / "sub" / "tiny.gguf", [("general.architecture", 8, s("llama"))], [])

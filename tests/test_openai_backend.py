@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from fixtures_llama import free_port, llama_server, smollm_path  # noqa: F401
+from fixtures_llama import free_port
 
 from llmbench_tui.backends.base import (
     BackendError,
@@ -339,7 +339,7 @@ async def test_unload_says_cold_runs_are_impossible(fake) -> None:
 # -- against the real llama_cpp.server -----------------------------------------------------------
 
 
-async def test_real_llama_cpp_server(llama_server: str, smollm_path) -> None:  # noqa: F811
+async def test_real_llama_cpp_server(llama_server: str, smollm_path) -> None:
     backend = OpenAIBackend(llama_server)
     try:
         models = await backend.list_models()

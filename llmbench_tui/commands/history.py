@@ -27,7 +27,9 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
 def add_filters(parser: argparse.ArgumentParser, *, default_limit: int | None) -> None:
     """The query options shared by ``history`` and ``export``."""
     add_data_dir(parser)
-    parser.add_argument("--search", help="case-insensitive text in prompt, response, model, tags, error")
+    parser.add_argument(
+        "--search", help="case-insensitive text in prompt, response, model, tags, error"
+    )
     parser.add_argument("--model", help="model name (part of it, case-insensitive)")
     parser.add_argument("--backend", choices=("ollama", "openai", "gguf"))
     parser.add_argument("--host", help="host or base URL (part of it)")
@@ -37,7 +39,7 @@ def add_filters(parser: argparse.ArgumentParser, *, default_limit: int | None) -
     parser.add_argument("--until", help="up to this ISO date (whole day) or datetime (UTC)")
     parser.add_argument(
         "--sort", default="-started_at",
-        help="field or figure path, '-' for descending (e.g. -timings.decode_tok_s)",
+        help="field or figure path; descending with a '-' after '=': --sort=-timings.decode_tok_s",
     )  # fmt: skip
     parser.add_argument(
         "--limit", type=int, default=default_limit,
@@ -78,7 +80,7 @@ def fmt_num(value: Any, digits: int = 3) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 10 ** digits else f"{value:.0f}"
+        return f"{value:.{digits}g}" if abs(value) < 10**digits else f"{value:.0f}"
     return str(value)
 
 
@@ -92,7 +94,10 @@ def local_time(iso: Any) -> str:
 def table(rows: list[list[str]]) -> str:
     """Plain aligned columns (header first); readable over SSH and in a pipe."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -125,8 +130,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         store = open_store(args)
         if args.prune_series_older_than is not None:
-            dropped = store.prune_series(args.prune_series_older_than)
-            print(f"dropped {dropped} telemetry series older than {args.prune_series_older_than:g} days")
+            days = args.prune_series_older_than
+            print(f"dropped {store.prune_series(days)} telemetry series older than {days:g} days")
             return 0
         records = store.query(query_from(args))
     except StoreError as exc:

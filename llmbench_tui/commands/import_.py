@@ -34,5 +34,8 @@ def main(args: argparse.Namespace) -> int:
     except (StoreError, ExportError) as exc:
         return fail("llmbench import", str(exc))
     bad = len(runs) - len(valid)
-    print(f"added {added}, skipped {skipped} already present" + (f", {bad} without an id" if bad else ""))
+    print(
+        f"added {added}, skipped {skipped} already present"
+        + (f", {bad} without an id" if bad else "")
+    )
     return 0

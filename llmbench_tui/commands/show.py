@@ -21,9 +21,7 @@ _SECTIONS = ("tokens", "timings", "server", "efficiency", "telemetry", "quality"
 def safe(text: Any) -> str:
     """Keep newlines and tabs; show every other control character as ``\\xNN``."""
     raw = "" if text is None else str(text)
-    return "".join(
-        ch if ch in "\n\t" or ch.isprintable() else f"\\x{ord(ch):02x}" for ch in raw
-    )
+    return "".join(ch if ch in "\n\t" or ch.isprintable() else f"\\x{ord(ch):02x}" for ch in raw)
 
 
 def _lines(value: Any, indent: str) -> list[str]:

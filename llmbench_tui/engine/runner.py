@@ -62,10 +62,17 @@ class Plan:
     @classmethod
     def from_suite(cls, suite: Suite) -> Plan:
         return cls(
-            models=[ModelSpec.parse(m) for m in suite.models], prompts=list(suite.prompts),
-            options=suite.options, repetitions=suite.repetitions, warmup=suite.warmup,
-            cold=suite.cold, concurrency=suite.concurrency, ttft_timeout_s=suite.ttft_timeout_s,
-            stall_timeout_s=suite.stall_timeout_s, tags=list(suite.tags), name=suite.name,
+            models=[ModelSpec.parse(m) for m in suite.models],
+            prompts=list(suite.prompts),
+            options=suite.options,
+            repetitions=suite.repetitions,
+            warmup=suite.warmup,
+            cold=suite.cold,
+            concurrency=suite.concurrency,
+            ttft_timeout_s=suite.ttft_timeout_s,
+            stall_timeout_s=suite.stall_timeout_s,
+            tags=list(suite.tags),
+            name=suite.name,
         )
 
     def runs_per_model(self) -> int:
@@ -77,12 +84,17 @@ class Plan:
     def describe(self) -> dict[str, Any]:
         """The plan as stored with the session, so a session can be re-run exactly."""
         return {
-            "name": self.name, "models": [m.label for m in self.models],
+            "name": self.name,
+            "models": [m.label for m in self.models],
             "prompts": [p.model_dump() for p in self.prompts],
             "options": self.options.model_dump(exclude_none=True),
-            "repetitions": self.repetitions, "warmup": self.warmup, "cold": self.cold,
-            "concurrency": self.concurrency, "ttft_timeout_s": self.ttft_timeout_s,
-            "stall_timeout_s": self.stall_timeout_s, "tags": self.tags,
+            "repetitions": self.repetitions,
+            "warmup": self.warmup,
+            "cold": self.cold,
+            "concurrency": self.concurrency,
+            "ttft_timeout_s": self.ttft_timeout_s,
+            "stall_timeout_s": self.stall_timeout_s,
+            "tags": self.tags,
         }
 
 
@@ -172,7 +184,10 @@ class Engine:
             if self._own_pool:
                 await self.pool.aclose()
         finished = SessionFinished(
-            self.session_id, list(self.records), self._cancelled, self._stored,
+            self.session_id,
+            list(self.records),
+            self._cancelled,
+            self._stored,
             summarize(self.records),
         )
         self.on_event(finished)
@@ -188,7 +203,9 @@ class Engine:
                 env = {"error": str(exc)}
         self._env = env
         session = {
-            "id": self.session_id, "started_at": _utc_now(), "plan": self.plan.describe(),
+            "id": self.session_id,
+            "started_at": _utc_now(),
+            "plan": self.plan.describe(),
             "environment": env,
         }
         await self._store_call("add_session", session)
@@ -264,10 +281,20 @@ class Engine:
         plan = self.plan
         run_id = uuid.uuid4().hex
         spec, prompt = slot.spec, slot.prompt
-        self.on_event(RunStarted(
-            run_id, self.session_id, spec.label, prompt.id, slot.repetition, slot.warmup,
-            slot.cold, slot.stream, self._index + 1, plan.total_runs(),
-        ))
+        self.on_event(
+            RunStarted(
+                run_id,
+                self.session_id,
+                spec.label,
+                prompt.id,
+                slot.repetition,
+                slot.warmup,
+                slot.cold,
+                slot.stream,
+                self._index + 1,
+                plan.total_runs(),
+            )
+        )
         options = plan.options
         if prompt.system is not None:
             options = options.merged(Options(system=prompt.system))
@@ -312,16 +339,30 @@ class Engine:
         else:
             tokens = Tokens(
                 prompt=final.prompt_tokens if final else None,
-                output=len(arrivals.times), source="client",
+                output=len(arrivals.times),
+                source="client",
             )
         rec = RunRecord(
-            id=run_id, session_id=self.session_id, started_at=started_at,
-            model=_model_name(spec), model_spec=spec.label, backend=spec.backend,
-            host=backend.host, prompt_id=prompt.id, prompt=prompt.text, system=options.system,
-            options=effective, repetition=slot.repetition, warmup=slot.warmup, cold=slot.cold,
+            id=run_id,
+            session_id=self.session_id,
+            started_at=started_at,
+            model=_model_name(spec),
+            model_spec=spec.label,
+            backend=spec.backend,
+            host=backend.host,
+            prompt_id=prompt.id,
+            prompt=prompt.text,
+            system=options.system,
+            options=effective,
+            repetition=slot.repetition,
+            warmup=slot.warmup,
+            cold=slot.cold,
             concurrency=plan.concurrency if not (slot.warmup or slot.cold) else 1,
-            status=status, error=error, response=arrivals.response,
-            thinking="".join(arrivals.thinking) or None, tokens=tokens,
+            status=status,
+            error=error,
+            response=arrivals.response,
+            thinking="".join(arrivals.thinking) or None,
+            tokens=tokens,
             timings=client_timings(arrivals, t_last, tokens.output),
             server=final.server if final else None,
             tags=sorted({*plan.tags, *prompt.tags}),
@@ -333,8 +374,9 @@ class Engine:
             self._add_telemetry(rec, series, spec, t_send, t_last)
         return _Outcome(rec, series, t_send, t_last, model_failed)
 
-    def _add_telemetry(self, rec: RunRecord, series: dict, spec: ModelSpec, t0: int,
-                       t1: int) -> None:
+    def _add_telemetry(
+        self, rec: RunRecord, series: dict, spec: ModelSpec, t0: int, t1: int
+    ) -> None:
         try:
             summary, tseries = self.telemetry.run_window(t0, t1)
             rec.telemetry = summary
@@ -365,11 +407,17 @@ class Engine:
                             continue
                         add(item.t_ns, item.text, item.thinking, item.n_tokens)
                         deadline.reschedule(loop.time() + stall if stall else None)
-                        emit(ChunkReceived(
-                            run_id, item.text, item.thinking, item.t_ns,
-                            (item.t_ns - arrivals.t_send) / NS, len(arrivals.times),
-                            (arrivals.times[0] - arrivals.t_send) / NS,
-                        ))
+                        emit(
+                            ChunkReceived(
+                                run_id,
+                                item.text,
+                                item.thinking,
+                                item.t_ns,
+                                (item.t_ns - arrivals.t_send) / NS,
+                                len(arrivals.times),
+                                (arrivals.times[0] - arrivals.t_send) / NS,
+                            )
+                        )
                     else:
                         final = item
         except TimeoutError:
@@ -385,17 +433,33 @@ class Engine:
             raise BackendError("the stream ended without its final chunk")
         return final
 
-    def _error_record(self, slot: _Slot, exc: BaseException, *, run_id: str | None = None,
-                      started_at: str | None = None) -> RunRecord:
+    def _error_record(
+        self,
+        slot: _Slot,
+        exc: BaseException,
+        *,
+        run_id: str | None = None,
+        started_at: str | None = None,
+    ) -> RunRecord:
         spec = slot.spec
         return RunRecord(
-            id=run_id or uuid.uuid4().hex, session_id=self.session_id,
-            started_at=started_at or _utc_now(), model=_model_name(spec), model_spec=spec.label,
-            backend=spec.backend, host=spec.host, prompt_id=slot.prompt.id,
-            prompt=slot.prompt.text, system=self.plan.options.system,
-            options=self.plan.options.model_dump(exclude_none=True), repetition=slot.repetition,
-            warmup=slot.warmup, cold=slot.cold, concurrency=1,
-            status="timeout" if isinstance(exc, BackendTimeout) else "error", error=str(exc),
+            id=run_id or uuid.uuid4().hex,
+            session_id=self.session_id,
+            started_at=started_at or _utc_now(),
+            model=_model_name(spec),
+            model_spec=spec.label,
+            backend=spec.backend,
+            host=spec.host,
+            prompt_id=slot.prompt.id,
+            prompt=slot.prompt.text,
+            system=self.plan.options.system,
+            options=self.plan.options.model_dump(exclude_none=True),
+            repetition=slot.repetition,
+            warmup=slot.warmup,
+            cold=slot.cold,
+            concurrency=1,
+            status="timeout" if isinstance(exc, BackendTimeout) else "error",
+            error=str(exc),
             tags=sorted({*self.plan.tags, *slot.prompt.tags}),
         )
 

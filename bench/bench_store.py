@@ -1,0 +1,129 @@
+"""Benchmark of the result store against stock TinyDB, at several database sizes.
+
+For each size N the database is first filled in bulk (one write) with realistic generated runs
+and their telemetry series (``tests/seed_history.py``), then timed, one operation at a time:
+
+- insert: ``add_run(record, series)`` of a new run, crash-safe (temp file, fsync, replace, dir
+  fsync, cross-process lock); stock: ``Table.insert`` with ``JSONStorage`` (in place, not safe);
+- list: the first page (50 newest runs);
+- search: a case-insensitive text search over every run (all hits, sorted newest first);
+- get: one run by id.
+
+Stock TinyDB keeps the series in a table of the same file, since it has no other place.
+Usage: ``python bench/bench_store.py --sizes 1000,10000,50000 --stock-max 10000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tinydb import Query, TinyDB
+from tinydb.storages import JSONStorage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from seed_history import make_runs
+
+from llmbench_tui.store import RunQuery, Store
+
+SEARCH = "TCP three-way"
+
+
+def timed(fn, repeat: int) -> float:
+    """Median milliseconds of ``repeat`` calls."""
+    samples = []
+    for i in range(repeat):
+        t0 = time.perf_counter()
+        fn(i)
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
+
+
+def ours(tmp: Path, runs, extra, repeat: int) -> dict[str, float]:
+    path = tmp / "ours" / "history.json"
+    store = Store(path)
+    store.add_runs([r for r, _ in runs], {r["id"]: s for r, s in runs if s})
+    ids = [r["id"] for r, _ in runs]
+    out = {
+        "insert": timed(lambda i: store.add_run(*extra[i]), repeat),
+        "list": timed(lambda i: store.query(RunQuery(limit=50)), repeat),
+        "search": timed(lambda i: store.query(RunQuery(search=SEARCH)), repeat),
+        "get": timed(lambda i: store.get_run(ids[i * 7 % len(ids)]), repeat),
+        "mb": path.stat().st_size / 1e6,
+    }
+    store.close()
+    return out
+
+
+def stock(tmp: Path, runs, extra, repeat: int) -> dict[str, float]:
+    path = tmp / "stock.json"
+    with TinyDB(str(path), storage=JSONStorage) as db:
+        db.storage.write(
+            {
+                "runs": {str(i + 1): r for i, (r, _) in enumerate(runs)},
+                "series": {
+                    str(i + 1): dict(s, run_id=r["id"]) for i, (r, s) in enumerate(runs) if s
+                },
+            }
+        )
+        table, series = db.table("runs"), db.table("series")
+        needle = SEARCH.casefold()
+        Run = Query()
+
+        def insert(i: int) -> None:
+            rec, ser = extra[i]
+            table.insert(rec)
+            if ser:
+                series.insert(dict(ser, run_id=rec["id"]))
+
+        def search(i: int) -> None:
+            hits = table.search(Run.prompt.test(lambda t: needle in str(t).casefold()))
+            sorted(hits, key=lambda r: r["started_at"], reverse=True)
+
+        ids = [r["id"] for r, _ in runs]
+        out = {
+            "insert": timed(insert, repeat),
+            "list": timed(
+                lambda i: sorted(table.all(), key=lambda r: r["started_at"])[-50:], repeat
+            ),
+            "search": timed(search, repeat),
+            "get": timed(lambda i: table.get(Run.id == ids[i * 7 % len(ids)]), repeat),
+            "mb": path.stat().st_size / 1e6,
+        }
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,50000")
+    parser.add_argument("--stock-max", type=int, default=10000, help="skip stock above this size")
+    parser.add_argument("--repeat", type=int, default=9, help="timed calls per operation")
+    parser.add_argument("--dir", help="where to build the databases (default: a temp dir)")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"# {platform.platform()}, Python {platform.python_version()}, "
+          f"{platform.processor() or platform.machine()}")  # fmt: skip
+    print("| runs | store | file MB | insert ms | list ms | search ms | get ms |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    all_runs = make_runs(max(sizes) + args.repeat)
+    for n in sizes:
+        runs, extra = all_runs[:n], all_runs[-args.repeat :]
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+            results = [("llmbench (crash-safe)", ours(Path(tmp), runs, extra, args.repeat))]
+            if n <= args.stock_max:
+                results.append(
+                    ("stock TinyDB JSONStorage", stock(Path(tmp), runs, extra, args.repeat))
+                )
+        for name, r in results:
+            print(f"| {n:,} | {name} | {r['mb']:.1f} | {r['insert']:.1f} | {r['list']:.1f} | "
+                  f"{r['search']:.1f} | {r['get']:.3f} |", flush=True)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

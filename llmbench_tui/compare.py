@@ -1,0 +1,336 @@
+"""Comparing runs, sessions or models, and the CI regression gate.
+
+A difference between two means only matters when it is larger than the run-to-run noise, so each
+figure is compared over the *repetitions* on both sides with Welch's t-test (unequal variances):
+``p < 0.05`` is reported as a real difference, otherwise as noise. With one run a side there is
+no spread to judge, and the comparison says so instead of guessing.
+
+The gate (``--fail-if "decode_tok_s<-10%"``) compares each model's mean against a baseline and
+reports every threshold crossed, as a sentence naming the model, the figure and the change.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmbench_tui.exporting import read_records
+from llmbench_tui.schema import Efficiency, ServerStats, Timings, Tokens
+from llmbench_tui.store import RunQuery, Store, StoreError, get_path
+
+SECTIONS = ("timings", "server", "tokens", "efficiency", "quality")
+_ORDER = (
+    "timings.ttft_s", "timings.ttfc_s", "timings.decode_tok_s", "server.decode_tok_s",
+    "server.prompt_tok_s", "server.load_s", "timings.e2e_s", "timings.tpot_s",
+    "tokens.output", "tokens.prompt",
+)  # fmt: skip
+HIGHER_IS_BETTER = ("tok_s", "bytes_per_s", "achieved_gb_s", "mbu", "score")
+ALPHA = 0.05
+
+
+def figure_path(name: str) -> str:
+    """A figure name as a record path: ``decode_tok_s`` -> ``timings.decode_tok_s``.
+
+    Client figures win over server ones of the same name (write ``server.decode_tok_s`` for the
+    server's); a dotted name is taken as it is.
+    """
+    if "." in name:
+        return name
+    for section, model in (
+        ("timings", Timings),
+        ("server", ServerStats),
+        ("tokens", Tokens),
+        ("efficiency", Efficiency),
+    ):
+        if name in model.model_fields:
+            return f"{section}.{name}"
+    raise ValueError(f"unknown figure {name!r}: use e.g. decode_tok_s, ttft_s, server.load_s")
+
+
+def counted(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs statistics use: successful and not warm-up (METRICS.md)."""
+    return [r for r in records if r.get("status") == "ok" and not r.get("warmup")]
+
+
+def values(records: Iterable[dict[str, Any]], path: str) -> list[float]:
+    out = []
+    for record in records:
+        value = get_path(record, path)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            out.append(float(value))
+    return out
+
+
+def figures_of(records: Iterable[dict[str, Any]]) -> list[str]:
+    """Every numeric figure path present in the records, the usual ones first."""
+    found: dict[str, None] = {}
+
+    def walk(value: Any, prefix: str) -> None:
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                walk(sub, f"{prefix}.{key}")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            found[prefix] = None
+
+    for record in records:
+        for section in SECTIONS:
+            walk(record.get(section), section)
+    first = [p for p in _ORDER if p in found]
+    return first + sorted(p for p in found if p not in first)
+
+
+# -- Welch's t-test -------------------------------------------------------------------------
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (Numerical Recipes, modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for num in (m * (b - m) * x / ((a + m2 - 1) * (a + m2)),
+                    -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))):  # fmt: skip
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-14:
+            break
+    return h
+
+
+def _betai(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    ln = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(ln) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(ln) * _betacf(b, a, 1.0 - x) / b
+
+
+def welch(a: list[float], b: list[float]) -> float | None:
+    """Two-sided p-value of Welch's t-test; ``None`` when a side has fewer than 2 values."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    if va + vb == 0.0:
+        return 1.0 if diff == 0.0 else 0.0
+    t = diff / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return _betai(df / 2.0, 0.5, df / (df + t * t))
+
+
+# -- side-by-side comparison ----------------------------------------------------------------
+
+
+@dataclass
+class FigureDiff:
+    """One figure of one group, side A against side B (B is the one measured against A)."""
+
+    group: str
+    figure: str
+    n_a: int
+    n_b: int
+    mean_a: float | None
+    mean_b: float | None
+    stdev_a: float | None
+    stdev_b: float | None
+    change_pct: float | None  # (B - A) / A
+    p_value: float | None
+
+    @property
+    def verdict(self) -> str:
+        """``"real"``, ``"noise"`` or ``"n<2"`` (not enough repetitions to tell)."""
+        if self.p_value is None:
+            return "n<2"
+        return "real" if self.p_value < ALPHA else "noise"
+
+    @property
+    def better(self) -> bool | None:
+        """Whether B is better than A for this figure (``None`` when no change is known)."""
+        if not self.change_pct:
+            return None
+        higher = self.figure.endswith(HIGHER_IS_BETTER)
+        return (self.change_pct > 0) == higher
+
+
+def _pct(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or a == 0:
+        return None
+    return (b - a) / abs(a) * 100.0
+
+
+def _describe(xs: list[float]) -> tuple[float | None, float | None]:
+    if not xs:
+        return None, None
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else None)
+
+
+def compare_records(
+    a: list[dict[str, Any]],
+    b: list[dict[str, Any]],
+    group_by: Callable[[dict[str, Any]], str] = lambda r: "all",
+) -> list[FigureDiff]:
+    """Every figure of every group present on either side, A against B."""
+    a, b = counted(a), counted(b)
+    groups: dict[str, tuple[list, list]] = {}
+    for side, records in ((0, a), (1, b)):
+        for record in records:
+            groups.setdefault(group_by(record), ([], []))[side].append(record)
+    diffs = []
+    for group, (ga, gb) in groups.items():
+        for fig in figures_of(ga + gb):
+            xa, xb = values(ga, fig), values(gb, fig)
+            (ma, sa), (mb, sb) = _describe(xa), _describe(xb)
+            diffs.append(
+                FigureDiff(
+                    group, fig, len(xa), len(xb), ma, mb, sa, sb, _pct(ma, mb), welch(xa, xb)
+                )
+            )
+    return diffs
+
+
+@dataclass
+class Side:
+    """One operand of ``llmbench compare``: a run, a session or a model, with its runs."""
+
+    kind: str  # "run" | "session" | "model"
+    label: str
+    records: list[dict[str, Any]]
+
+
+def resolve_side(store: Store, ref: str) -> Side:
+    """``model:NAME``, a run id (or unique prefix) or a session id (or unique prefix)."""
+    if ref.startswith("model:"):
+        name = ref.removeprefix("model:")
+        runs = [
+            r
+            for r in store.query(RunQuery(model=name))
+            if name in (r.get("model"), r.get("model_spec"))
+        ]
+        if not runs:
+            raise StoreError(f"no runs of model {name!r} in {store.path}")
+        return Side("model", name, runs)
+    errors = []
+    for kind in ("run", "session"):
+        try:
+            if kind == "run":
+                run = store.get_run(ref)
+                return Side("run", run["id"][:12], [run])
+            sid = store.resolve_session_id(ref)
+            return Side("session", sid[:12], store.query(RunQuery(session_id=sid)))
+        except StoreError as exc:
+            errors.append(str(exc))
+    if any("matches" in e for e in errors):
+        raise StoreError(next(e for e in errors if "matches" in e))
+    raise StoreError(f"{ref!r} is neither a run id, a session id nor model:NAME in {store.path}")
+
+
+def group_key(a: Side, b: Side) -> Callable[[dict[str, Any]], str]:
+    """How to pair runs across the two sides: by model and prompt for sessions, by prompt for
+    models, not at all for two single runs."""
+    if a.kind == b.kind == "session":
+        return lambda r: f"{r.get('model')} / {r.get('prompt_id')}"
+    if "run" in (a.kind, b.kind):
+        return lambda r: "run"
+    return lambda r: str(r.get("prompt_id"))
+
+
+# -- regression gate ------------------------------------------------------------------------
+
+_RULE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*([<>])\s*([+-]?\d+(?:\.\d+)?)\s*%\s*$")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``decode_tok_s<-10%``: fail when the figure's mean changed by less than -10 %."""
+
+    text: str
+    figure: str
+    path: str
+    op: str
+    pct: float
+
+    def crossed(self, change_pct: float) -> bool:
+        return change_pct < self.pct if self.op == "<" else change_pct > self.pct
+
+
+def parse_rule(text: str) -> Rule:
+    """Parse ``FIGURE<PCT%`` or ``FIGURE>PCT%`` (ValueError with a clear sentence otherwise)."""
+    m = _RULE.match(text)
+    if not m:
+        raise ValueError(
+            f"bad --fail-if rule {text!r}: write FIGURE<PCT% or FIGURE>PCT%, "
+            'e.g. "decode_tok_s<-10%" or "ttft_s>+20%"'
+        )
+    figure, op, pct = m.group(1), m.group(2), float(m.group(3))
+    return Rule(text.strip(), figure, figure_path(figure), op, pct)
+
+
+@dataclass
+class Violation:
+    model: str
+    figure: str
+    baseline: float
+    current: float
+    change_pct: float
+    rule: str
+
+    @property
+    def sentence(self) -> str:
+        return (
+            f"{self.model}: {self.figure} changed {self.change_pct:+.1f}% "
+            f"(baseline {self.baseline:.4g}, now {self.current:.4g}), crossing {self.rule}"
+        )
+
+
+def evaluate_gate(
+    current_records: list[dict[str, Any]],
+    baseline_records: list[dict[str, Any]],
+    rules: list[Rule],
+) -> list[Violation]:
+    """Every rule crossed, per model present on both sides (means of successful, non-warm-up
+    runs; only prompts both sides ran are compared when they share any)."""
+    cur, base = counted(current_records), counted(baseline_records)
+    violations = []
+    for model in dict.fromkeys(str(r.get("model")) for r in cur):
+        mc = [r for r in cur if str(r.get("model")) == model]
+        mb = [r for r in base if str(r.get("model")) == model]
+        shared = {r.get("prompt_id") for r in mc} & {r.get("prompt_id") for r in mb}
+        if shared:
+            mc = [r for r in mc if r.get("prompt_id") in shared]
+            mb = [r for r in mb if r.get("prompt_id") in shared]
+        for rule in rules:
+            xc, xb = values(mc, rule.path), values(mb, rule.path)
+            if not xc or not xb:
+                continue
+            now, then = statistics.fmean(xc), statistics.fmean(xb)
+            change = _pct(then, now)
+            if change is not None and rule.crossed(change):
+                violations.append(Violation(model, rule.figure, then, now, change, rule.text))
+    return violations
+
+
+def load_baseline(ref: str, store: Store | None) -> list[dict[str, Any]]:
+    """Baseline runs from an export/database file, or from a session id (prefix) in the store.
+
+    Raises StoreError (unknown session, no store) or ExportError (unreadable file).
+    """
+    if Path(ref).is_file():
+        return read_records(ref)[0]
+    if store is None:
+        raise StoreError(f"baseline {ref!r} is not a file, and without a store no session is known")
+    sid = store.resolve_session_id(ref)
+    return store.query(RunQuery(session_id=sid))

@@ -1,0 +1,171 @@
+"""Writing run records as JSON, JSONL, CSV or Markdown, and reading them back for import.
+
+One function per direction so ``llmbench export`` and ``--batch`` write identical files and
+``llmbench import`` / ``--baseline`` read anything either produced (or a whole database file).
+CSV flattens nested figures into dotted columns (``timings.decode_tok_s``) because spreadsheets
+cannot hold objects; the environment snapshot, which is large and irregular, stays one JSON cell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from llmbench_tui.storage import CorruptDatabase, parse_tables
+from llmbench_tui.store import SERIES, get_path, normalize_tables
+
+FORMATS = ("json", "jsonl", "csv", "md")
+_LEAD_COLUMNS = (
+    "id", "session_id", "started_at", "model", "model_spec", "backend", "host", "prompt_id",
+    "status", "error", "warmup", "cold", "repetition", "concurrency",
+)  # fmt: skip
+_OPAQUE = ("environment",)  # kept as one JSON cell in CSV
+_MD_COLUMNS = (
+    ("started", "started_at"), ("id", "id"), ("model", "model"), ("backend", "backend"),
+    ("prompt", "prompt_id"), ("status", "status"), ("TTFT s", "timings.ttft_s"),
+    ("decode tok/s", "timings.decode_tok_s"), ("server tok/s", "server.decode_tok_s"),
+    ("e2e s", "timings.e2e_s"), ("out tokens", "tokens.output"),
+)  # fmt: skip
+
+
+class ExportError(Exception):
+    """An export or import file problem, in one sentence."""
+
+
+def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested objects as dotted keys; lists and the environment as JSON text."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and name not in _OPAQUE:
+            flat.update(flatten(value, name + "."))
+        elif isinstance(value, list | dict):
+            flat[name] = orjson.dumps(value).decode()
+        else:
+            flat[name] = value
+    return flat
+
+
+def _csv(records: list[dict[str, Any]], out: IO[str]) -> None:
+    rows = [flatten(r) for r in records]
+    columns = dict.fromkeys(c for c in _LEAD_COLUMNS if any(c in row for row in rows))
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    writer = csv.DictWriter(
+        out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+
+
+def _md_cell(value: Any) -> str:
+    """Model output is untrusted text: escape what Markdown tables would interpret."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = str(value).replace("\\", "\\\\").replace("|", "\\|")
+    return " ".join(text.split())[:80]
+
+
+def _md(records: list[dict[str, Any]], out: IO[str]) -> None:
+    out.write("| " + " | ".join(h for h, _ in _MD_COLUMNS) + " |\n")
+    out.write("|" + "|".join("---" for _ in _MD_COLUMNS) + "|\n")
+    for record in records:
+        cells = [_md_cell(get_path(record, path)) for _, path in _MD_COLUMNS]
+        out.write("| " + " | ".join(cells) + " |\n")
+
+
+def render(records: list[dict[str, Any]], fmt: str) -> str:
+    """The export as text."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if fmt == "json":
+        return orjson.dumps(records, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if fmt == "jsonl":
+        return "".join(orjson.dumps(r).decode() + "\n" for r in records)
+    buf = io.StringIO()
+    (_csv if fmt == "csv" else _md)(records, buf)
+    return buf.getvalue()
+
+
+def write_export(
+    records: list[dict[str, Any]], fmt: str, path_or_stream: str | os.PathLike[str] | IO[str] | None
+) -> None:
+    """Write ``records`` in ``fmt`` to a path (written whole, then renamed) or a text stream
+    (``None`` or ``"-"`` is stdout)."""
+    text = render(records, fmt)
+    if path_or_stream is None or path_or_stream == "-":
+        sys.stdout.write(text)
+        return
+    if hasattr(path_or_stream, "write"):
+        path_or_stream.write(text)  # type: ignore[union-attr]
+        return
+    path = Path(path_or_stream)  # type: ignore[arg-type]
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8", newline="")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _jsonl(data: bytes, path: Path) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise ExportError(f"{path} line {number} is not valid JSON") from None
+        if not isinstance(item, dict):
+            raise ExportError(f"{path} line {number} is not a run record (not an object)")
+        yield item
+
+
+def read_records(path: str | os.PathLike[str]) -> tuple[list[dict], list[dict], dict[str, dict]]:
+    """Runs, sessions and series from a JSON/JSONL export or an llmbench database file.
+
+    A database is read as it is (never migrated or written); its ``<name>.series/`` folder is
+    read too when it sits beside it.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ExportError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return list(_jsonl(data, path)), [], {}
+    if isinstance(parsed, list):
+        if not all(isinstance(r, dict) for r in parsed):
+            raise ExportError(f"{path} is a JSON list but not of run records")
+        return parsed, [], {}
+    if isinstance(parsed, dict) and "started_at" in parsed:
+        return [parsed], [], {}  # a one-line JSONL export
+    try:
+        tables = parse_tables(data, path) or {}
+    except CorruptDatabase as exc:
+        raise ExportError(f"{path} is neither an export nor a database ({exc.reason})") from None
+    runs, sessions, series = normalize_tables(tables)
+    series_dir = path.with_name(path.stem + ".series")
+    if series_dir.is_dir():
+        for shard in sorted(series_dir.glob("*.json")):
+            with contextlib.suppress(OSError, CorruptDatabase):
+                for rid, doc in (
+                    (parse_tables(shard.read_bytes(), shard) or {}).get(SERIES, {}).items()
+                ):
+                    series[rid] = {k: v for k, v in doc.items() if k != "started_at"}
+    return runs, sessions, series

@@ -1,0 +1,537 @@
+"""The result store: every run, its telemetry series and its session, in a TinyDB JSON database.
+
+Layout (store schema :data:`STORE_SCHEMA`):
+
+- ``history.json`` (TinyDB format, written by :class:`~llmbench_tui.storage.AtomicJSONStorage`):
+  table ``_meta`` (``{"1": {"schema": N}}``), table ``runs`` keyed by the record's own ``id``
+  (a uuid from the engine, so ids are unique across processes and machines and get-by-id is a
+  dict lookup), table ``sessions`` keyed by session id.
+- ``history.series/<session>.json``: the telemetry and chunk-arrival series, one TinyDB file per
+  session (table ``series`` keyed by run id). Kept out of ``history.json`` so that the file
+  rewritten on every insert stays small: series are most of the bytes and are read only when
+  one run is opened.
+
+Every write holds the database lock from its read to its atomic replace; a series is written
+before its run record, so a stored run never points at a missing series (a kill in between only
+leaves an orphan series, which nothing reads).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from tinydb import TinyDB
+from tinydb.table import Document, Table
+
+from llmbench_tui.storage import (
+    META_TABLE,
+    AtomicJSONStorage,
+    CorruptDatabase,
+    LockTimeout,
+    Tables,
+    atomic_write_bytes,
+    parse_tables,
+)
+
+STORE_SCHEMA = 1
+RUNS, SESSIONS, SERIES = "runs", "sessions", "series"
+_SEARCHED = ("prompt", "response", "model", "model_spec", "error", "prompt_id")
+
+
+class StoreError(Exception):
+    """A store problem explained in one sentence a user can act on."""
+
+
+class _StrIdTable(Table):
+    """TinyDB table keyed by our own string ids (run/session uuids), not TinyDB's counters."""
+
+    document_id_class = str
+
+    def _update_table(self, updater: Callable[[dict], None]) -> None:
+        """TinyDB's read-modify-write, minus its two id-converting copies of the whole table
+        (ids are already strings here). The table is still copied once: readers may be
+        iterating the previous dict, which is therefore never mutated."""
+        tables = self._storage.read() or {}
+        table = dict(tables.get(self.name, {}))
+        updater(table)
+        tables[self.name] = table
+        self._storage.write(tables)
+        self.clear_cache()
+
+
+class _DB(TinyDB):
+    table_class = _StrIdTable
+
+
+@dataclass
+class RunQuery:
+    """What the history list shows: filters, case-insensitive search, sort and limit.
+
+    ``sort`` is any record field or dotted figure path (``"-timings.decode_tok_s"``); a leading
+    ``-`` sorts descending; runs without the field come last either way. ``since``/``until`` take
+    an ISO date (whole day, UTC) or datetime (naive means UTC).
+    """
+
+    search: str | None = None
+    model: str | None = None
+    backend: str | None = None
+    host: str | None = None
+    status: str | None = None
+    since: str | None = None
+    until: str | None = None
+    session_id: str | None = None
+    sort: str = "-started_at"
+    limit: int | None = None
+
+
+def get_path(record: dict[str, Any], path: str) -> Any:
+    """Read a dotted path (``"timings.ttft_s"``) from a record; ``None`` where absent."""
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def parse_when(text: str, *, end: bool = False) -> datetime:
+    """An ISO date or datetime as an aware UTC datetime; a bare date as the start (or, with
+    ``end``, the end) of that day, so ``--until 2025-01-31`` includes the 31st."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return moment + timedelta(days=1) - timedelta(microseconds=1) if end else moment
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise StoreError(
+            f"{text!r} is not a date: use an ISO date like 2025-01-31 or 2025-01-31T14:30"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _started(record: dict[str, Any]) -> datetime | None:
+    raw = record.get("started_at")
+    return _parse_iso(raw) if isinstance(raw, str) else None
+
+
+@functools.lru_cache(maxsize=262_144)
+def _parse_iso(raw: str) -> datetime | None:
+    """Parsed once per distinct timestamp: sorting and date filters touch every run."""
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _sort_key(field: str) -> Callable[[dict[str, Any]], tuple]:
+    def key(record: dict[str, Any]) -> tuple:
+        value = _started(record) if field == "started_at" else get_path(record, field)
+        if value is None:
+            return (1, 0, 0)
+        if isinstance(value, datetime):
+            return (0, 0, value.timestamp())
+        if isinstance(value, bool | int | float):
+            return (0, 0, float(value))
+        return (0, 1, str(value).casefold())
+
+    return key
+
+
+def _haystack(record: dict[str, Any]) -> str:
+    parts = [str(record.get(name) or "") for name in _SEARCHED]
+    tags = record.get("tags")
+    if isinstance(tags, list):
+        parts.extend(str(tag) for tag in tags)
+    return "\0".join(parts).casefold()
+
+
+def _copy(doc: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy, so a caller editing a result can never change the cached database."""
+    return orjson.loads(orjson.dumps(doc))
+
+
+def normalize_tables(tables: Tables) -> tuple[list[dict], list[dict], dict[str, dict]]:
+    """Runs, sessions and series of any version of the database, without writing anything.
+
+    A schema-0 file (stock TinyDB, before the store had ``_meta``) keeps runs under TinyDB's
+    integer ids in ``runs`` or ``_default`` and may embed each run's series in the record; here
+    runs are keyed by their own id (one is generated where missing) and series are split off.
+    """
+    runs: list[dict] = []
+    series: dict[str, dict] = {}
+    for name in (RUNS, "_default"):
+        for doc in tables.get(name, {}).values():
+            if not isinstance(doc, dict) or "started_at" not in doc:
+                continue
+            record = dict(doc)
+            record["id"] = str(record.get("id") or uuid.uuid4().hex)
+            embedded = record.pop(SERIES, None)
+            if isinstance(embedded, dict):
+                series[record["id"]] = embedded
+            runs.append(record)
+    sessions = [
+        dict(doc)
+        for doc in tables.get(SESSIONS, {}).values()
+        if isinstance(doc, dict) and doc.get("id")
+    ]
+    return runs, sessions, series
+
+
+def store_schema(tables: Tables | None) -> int:
+    """The store schema a parsed file was written with (0: no ``_meta``, a stock TinyDB file)."""
+    if not tables or META_TABLE not in tables:
+        return 0 if tables else STORE_SCHEMA
+    meta = tables[META_TABLE].get("1")
+    if not isinstance(meta, dict) or not isinstance(meta.get("schema"), int):
+        return 0
+    return meta["schema"]
+
+
+class Store:
+    """Thread-safe, multi-process result store (see the module docstring for the layout)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.series_dir = self.path.with_name(self.path.stem + ".series")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = _DB(str(self.path), storage=AtomicJSONStorage)
+        self._storage: AtomicJSONStorage = self._db.storage  # type: ignore[assignment]
+        self._runs = self._db.table(RUNS, cache_size=0)
+        self._sessions = self._db.table(SESSIONS, cache_size=0)
+        self._hay: dict[str, str] = {}  # run id -> search text (runs never change once stored)
+        with self._write():
+            self._sweep_temp()  # creates, checks or migrates the file on the way in
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _corrupt(self, exc: CorruptDatabase) -> StoreError:
+        return StoreError(
+            f"{exc.path} is damaged ({exc.reason}); it was left untouched - run "
+            f"`llmbench doctor --data-dir {exc.path.parent}` to recover the readable runs"
+        )
+
+    def _read(self) -> Tables:
+        try:
+            return self._storage.read() or {}
+        except CorruptDatabase as exc:
+            raise self._corrupt(exc) from None
+
+    def _write(self):
+        """Context manager: hold the lock, with the file checked (and migrated) first."""
+        store = self
+
+        class _Txn:
+            def __enter__(self) -> Tables:
+                self._cm = store._storage.transaction()
+                try:
+                    self._cm.__enter__()
+                except LockTimeout as exc:
+                    raise StoreError(str(exc)) from None
+                except OSError as exc:
+                    raise StoreError(f"cannot lock {store.path}: {exc.strerror or exc}") from None
+                try:
+                    return store._checked()
+                except BaseException:
+                    self._cm.__exit__(None, None, None)
+                    raise
+
+            def __exit__(self, kind: type | None, exc: BaseException | None, tb: object) -> None:
+                self._cm.__exit__(kind, exc, tb)
+                if isinstance(exc, OSError):
+                    raise StoreError(f"cannot write {store.path}: {exc.strerror or exc}") from exc
+
+        return _Txn()
+
+    def _checked(self) -> Tables:
+        """Under the lock: create a new file, refuse a newer one, migrate an older one."""
+        tables = self._read()
+        version = store_schema(tables)
+        if not tables:
+            tables = {META_TABLE: {"1": {"schema": STORE_SCHEMA}}, RUNS: {}, SESSIONS: {}}
+            self._storage.write(tables)
+        elif version > STORE_SCHEMA:
+            raise StoreError(
+                f"{self.path.name} was written by a newer llmbench (schema {version}); "
+                "upgrade llmbench to read it"
+            )
+        elif version < STORE_SCHEMA:
+            tables = self._migrate(tables, version)
+        return self._read()
+
+    def _sweep_temp(self) -> None:
+        """Under the lock: remove temp files of writers killed mid-write.
+
+        Every temp file is created and renamed inside the lock, so one that exists while we hold
+        it belongs to a writer that died; it never held acknowledged data.
+        """
+        leftovers = list(self.path.parent.glob(f".{self.path.name}.*.tmp"))
+        if self.series_dir.is_dir():
+            leftovers += self.series_dir.glob(".*.tmp")
+        for tmp in leftovers:
+            tmp.unlink(missing_ok=True)
+
+    def _migrate(self, tables: Tables, version: int) -> Tables:
+        backup = self.path.with_name(f"{self.path.name}.bak-v{version}")
+        shutil.copy2(self.path, backup)
+        runs, sessions, series = normalize_tables(tables)
+        kept = {k: v for k, v in tables.items() if k not in (RUNS, "_default", SESSIONS)}
+        kept[META_TABLE] = {"1": {"schema": STORE_SCHEMA}}
+        kept[RUNS] = {run["id"]: run for run in runs}
+        kept[SESSIONS] = {s["id"]: s for s in sessions}
+        by_id = {run["id"]: run for run in runs}
+        self._write_series({rid: (by_id[rid], s) for rid, s in series.items()})
+        self._storage.write(kept)
+        return kept
+
+    def _shard(self, session_id: Any) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(session_id or "_nosession"))[:120]
+        return self.series_dir / f"{safe}.json"
+
+    def _read_shard(self, shard: Path) -> dict[str, Any]:
+        try:
+            data = shard.read_bytes()
+        except FileNotFoundError:
+            return {}
+        try:
+            tables = parse_tables(data, shard) or {}
+        except CorruptDatabase as exc:
+            raise self._corrupt(exc) from None
+        return tables.get(SERIES, {})
+
+    def _write_series(self, items: dict[str, tuple[dict, dict]]) -> None:
+        """Under the lock: add ``{run_id: (record, series)}`` to the session shards."""
+        shards: dict[Path, dict[str, Any]] = {}
+        for run_id, (record, series) in items.items():
+            shard = self._shard(record.get("session_id"))
+            if shard not in shards:
+                shards[shard] = self._read_shard(shard)
+            shards[shard][run_id] = {"started_at": record.get("started_at"), **series}
+        if shards:
+            self.series_dir.mkdir(parents=True, exist_ok=True)
+        for shard, table in shards.items():
+            atomic_write_bytes(shard, orjson.dumps({SERIES: table}))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def add_run(self, record: dict[str, Any], series: dict[str, Any] | None = None) -> None:
+        """Store one run; durable (fsynced, renamed, directory fsynced) when this returns."""
+        added, _ = self.add_runs([record], {record.get("id"): series} if series else None)
+        if not added:
+            raise StoreError(f"a run with id {record.get('id')} is already stored")
+
+    def add_runs(
+        self, records: Iterable[dict[str, Any]], series: dict[str, dict] | None = None
+    ) -> tuple[int, int]:
+        """Store many runs in one write (import, migration); ids already present are skipped.
+
+        Returns ``(added, skipped)``.
+        """
+        records = list(records)
+        for record in records:
+            if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+                raise StoreError("a run record must be an object with a string 'id'")
+            if not record["id"]:
+                raise StoreError("a run record has an empty 'id'")
+        with self._write() as tables:
+            present = tables.get(RUNS, {})
+            fresh: dict[str, dict[str, Any]] = {}
+            for record in records:
+                if record["id"] not in present:
+                    fresh.setdefault(record["id"], record)
+            if not fresh:
+                return 0, len(records)
+            with_series = {
+                rid: (rec, series[rid]) for rid, rec in fresh.items() if series and series.get(rid)
+            }
+            self._write_series(with_series)
+            self._runs.insert_multiple(Document(rec, doc_id=rid) for rid, rec in fresh.items())
+        return len(fresh), len(records) - len(fresh)
+
+    def add_session(self, session: dict[str, Any]) -> None:
+        """Store (or replace) a session: ``{"id", "started_at", "environment", "plan"}``."""
+        sid = session.get("id") if isinstance(session, dict) else None
+        if not isinstance(sid, str) or not sid:
+            raise StoreError("a session must be an object with a string 'id'")
+        with self._write():
+            self._sessions.remove(doc_ids=[sid])
+            self._sessions.insert(Document(session, doc_id=sid))
+
+    def delete(self, ids: list[str]) -> int:
+        """Delete runs (exact ids) and their series; returns how many runs were deleted."""
+        with self._write() as tables:
+            runs = tables.get(RUNS, {})
+            doomed = {rid: runs[rid] for rid in dict.fromkeys(ids) if rid in runs}
+            if not doomed:
+                return 0
+            by_shard: dict[Path, list[str]] = {}
+            for rid, rec in doomed.items():
+                by_shard.setdefault(self._shard(rec.get("session_id")), []).append(rid)
+            removed = self._runs.remove(doc_ids=list(doomed))
+            for shard, rids in by_shard.items():
+                table = self._read_shard(shard)
+                if any(rid in table for rid in rids):
+                    for rid in rids:
+                        table.pop(rid, None)
+                    self._put_shard(shard, table)
+        for rid in removed:
+            self._hay.pop(rid, None)
+        return len(removed)
+
+    def _put_shard(self, shard: Path, table: dict[str, Any]) -> None:
+        if table:
+            atomic_write_bytes(shard, orjson.dumps({SERIES: table}))
+        else:
+            shard.unlink(missing_ok=True)
+
+    def prune_series(self, older_than_days: float) -> int:
+        """Drop telemetry series of runs started more than N days ago; run records stay.
+
+        Returns how many series were dropped.
+        """
+        cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+        dropped = 0
+        with self._write():
+            shards = sorted(self.series_dir.glob("*.json")) if self.series_dir.is_dir() else []
+            for shard in shards:
+                table = self._read_shard(shard)
+                old = [rid for rid, doc in table.items() if (_started(doc) or cutoff) < cutoff]
+                if old:
+                    for rid in old:
+                        del table[rid]
+                    self._put_shard(shard, table)
+                    dropped += len(old)
+        return dropped
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _table(self, name: str) -> dict[str, dict[str, Any]]:
+        tables = self._read()
+        if store_schema(tables) != STORE_SCHEMA:
+            with self._write() as checked:  # another process replaced the file: re-check it
+                tables = checked
+        return tables.get(name, {})
+
+    def count(self) -> int:
+        return len(self._table(RUNS))
+
+    def _resolve(self, table: dict[str, Any], key: str, what: str) -> str:
+        if key in table:
+            return key
+        hits = [rid for rid in table if rid.startswith(key)] if key else []
+        if len(hits) == 1:
+            return hits[0]
+        if not hits:
+            raise StoreError(f"no {what} with id {key!r} in {self.path}")
+        shown = ", ".join(sorted(h[:12] for h in hits)[:5])
+        raise StoreError(
+            f"{what} id prefix {key!r} matches {len(hits)} {what}s ({shown}...); "
+            "give more characters"
+        )
+
+    def resolve_run_id(self, id_or_prefix: str) -> str:
+        """The full id of a run given its id or an unambiguous prefix (else StoreError)."""
+        return self._resolve(self._table(RUNS), id_or_prefix, "run")
+
+    def get_run(self, id_or_prefix: str) -> dict[str, Any]:
+        runs = self._table(RUNS)
+        return _copy(runs[self._resolve(runs, id_or_prefix, "run")])
+
+    def get_session(self, session_id: str) -> dict[str, Any] | None:
+        sessions = self._table(SESSIONS)
+        try:
+            return _copy(sessions[self._resolve(sessions, session_id, "session")])
+        except StoreError:
+            return None
+
+    def resolve_session_id(self, id_or_prefix: str) -> str:
+        """The full id of a session given its id or an unambiguous prefix (else StoreError).
+
+        Sessions known only from their runs (imported records) count too.
+        """
+        ids = dict.fromkeys(self._table(SESSIONS))
+        ids.update(dict.fromkeys(r.get("session_id") for r in self._table(RUNS).values()))
+        ids.pop(None, None)
+        return self._resolve(ids, id_or_prefix, "session")
+
+    def sessions(self) -> list[dict[str, Any]]:
+        return [_copy(s) for s in self._table(SESSIONS).values()]
+
+    def series(self, run_id: str) -> dict[str, Any] | None:
+        runs = self._table(RUNS)
+        record = runs.get(run_id)
+        if record is None:
+            return None
+        doc = self._read_shard(self._shard(record.get("session_id"))).get(run_id)
+        if doc is None:
+            return None
+        doc.pop("started_at", None)
+        return doc
+
+    def query(self, q: RunQuery | None = None) -> list[dict[str, Any]]:
+        """Runs matching ``q``, sorted (newest first by default), at most ``q.limit``."""
+        q = q or RunQuery()
+        runs = self._table(RUNS)
+        checks: list[Callable[[dict[str, Any]], bool]] = []
+        if q.model:
+            want = q.model.casefold()
+            checks.append(
+                lambda r: (
+                    want in str(r.get("model") or "").casefold()
+                    or want in str(r.get("model_spec") or "").casefold()
+                )
+            )
+        if q.backend:
+            checks.append(lambda r: r.get("backend") == q.backend)
+        if q.host:
+            host = q.host.casefold()
+            checks.append(lambda r: host in str(r.get("host") or "").casefold())
+        if q.status:
+            checks.append(lambda r: r.get("status") == q.status)
+        if q.session_id:
+            checks.append(lambda r: str(r.get("session_id") or "").startswith(q.session_id))
+        if q.since:
+            since = parse_when(q.since)
+            checks.append(lambda r: (_started(r) or since) >= since and _started(r) is not None)
+        if q.until:
+            until = parse_when(q.until, end=True)
+            checks.append(lambda r: (_started(r) or until) <= until and _started(r) is not None)
+        needle = q.search.casefold() if q.search else None
+        hay = self._hay
+        hits = []
+        for rid, record in runs.items():
+            if needle is not None:
+                text = hay.get(rid)
+                if text is None:
+                    text = hay[rid] = _haystack(record)
+                if needle not in text:
+                    continue
+            if all(check(record) for check in checks):
+                hits.append(record)
+        field = q.sort or "-started_at"
+        descending = field.startswith("-")
+        key = _sort_key(field.lstrip("-+"))
+        keyed = [(key(r), r) for r in hits]
+        present = [kr for kr in keyed if kr[0][0] == 0]
+        present.sort(key=lambda kr: kr[0], reverse=descending)
+        ordered = [r for _, r in present] + [r for k, r in keyed if k[0] == 1]
+        if q.limit is not None:
+            ordered = ordered[: max(q.limit, 0)]
+        # Top-level copies: cheap, and enough to keep a caller's edits out of the file (the
+        # storage writes each stored document's own cached bytes). Nested objects are shared
+        # with the cache: treat them as read-only, or use get_run() for a deep copy.
+        return [dict(r) for r in ordered]
+
+    def close(self) -> None:
+        self._db.close()
