@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ollama-host", help="default Ollama host (env OLLAMA_HOST)")
     p.add_argument("--sample-interval", type=_float_pos, default=0.25, metavar="S",
                    help="telemetry sampling interval in seconds (default 0.25)")
+    p.add_argument("--server-pid", metavar="PID_OR_NAME",
+                   help="the serving process to sample for OpenAI-compatible servers "
+                   "(env LLMBENCH_SERVER_PID); Ollama's and this process are found by themselves")
     p.add_argument("--theme", help="dashboard theme")
     mouse = p.add_mutually_exclusive_group()
     mouse.add_argument("--no-mouse", dest="no_mouse", action="store_const", const=True,

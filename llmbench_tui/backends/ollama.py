@@ -230,6 +230,9 @@ class OllamaBackend:
         extra: dict[str, Any] = {"architecture": arch}
         if running is not None:
             extra["size_vram"] = int(running.size_vram) if running.size_vram is not None else None
+            # The loaded size (weights + KV cache): the VRAM share is size_vram / ps_size, not
+            # size_vram / file size, which would ignore the cache.
+            extra["ps_size"] = int(running.size) if running.size is not None else None
             extra["loaded_context_length"] = running.context_length
         return ModelInfo(
             spec=spec,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import BackendPool
-from ..config import db_path
+from ..config import data_dir, db_path
 from ..engine.events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished
 from ..engine.report import footnotes, render_markdown, render_text, summary_table
 from ..engine.runner import Engine, Plan
@@ -155,7 +155,8 @@ def _start_telemetry(args: argparse.Namespace) -> Any:
         from ..engine.telemetry import TelemetryHub
     except ImportError:
         return None
-    hub = TelemetryHub(interval_s=args.sample_interval)
+    hub = TelemetryHub(interval_s=args.sample_interval, data_dir=data_dir(args.data_dir),
+                       server=args.server_pid)
     hub.start()
     return hub
 

@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import os
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from ..config import data_dir as resolve_data_dir
@@ -72,8 +71,8 @@ def build_parser(prog: str = "llmbench calibrate") -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(args: argparse.Namespace) -> int:
+    """Run from ``llmbench calibrate`` (the CLI parses with ``build_parser``)."""
     if args.seconds <= 0 or args.size_mb < 16:
         print("llmbench calibrate: --seconds must be positive and --size-mb at least 16.")
         return 2

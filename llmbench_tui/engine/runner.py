@@ -371,14 +371,15 @@ class Engine:
             rec.done_reason = final.done_reason
         series: dict[str, Any] = {"arrivals_s": arrivals.offsets_s()}
         if self.telemetry is not None:
-            self._add_telemetry(rec, series, spec, t_send, t_last)
+            await self._add_telemetry(rec, series, spec, t_send, t_last)
         return _Outcome(rec, series, t_send, t_last, model_failed)
 
-    def _add_telemetry(
+    async def _add_telemetry(
         self, rec: RunRecord, series: dict, spec: ModelSpec, t0: int, t1: int
     ) -> None:
         try:
-            summary, tseries = self.telemetry.run_window(t0, t1)
+            # Off the loop: a run shorter than one interval waits for the sampler's next tick.
+            summary, tseries = await asyncio.to_thread(self.telemetry.run_window, t0, t1)
             rec.telemetry = summary
             if tseries:
                 series["telemetry"] = tseries
