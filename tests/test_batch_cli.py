@@ -29,7 +29,7 @@ def test_batch_ollama_summary_json_csv_markdown(ollama_server, tmp_path):
             tmp_path)
     assert p.returncode == 0, p.stderr
     # Summary table on stdout, llama-bench style mean ± stdev with n.
-    assert "decode tok/s" in p.stdout and "(n=3)" in p.stdout and " ± " in p.stdout
+    assert "decode tok/s" in p.stdout and " 3/3 " in p.stdout and " ± " in p.stdout
     # Plain progress lines on stderr when not a terminal: warm-up + 3 runs.
     assert p.stderr.count("[") >= 4 and "warm-up ok" in p.stderr
     records = json.loads(out.read_text())
@@ -105,7 +105,7 @@ def test_batch_default_runs_embedded_model_and_stores(tmp_path):
     """The quick start: no server configured -> the embedded SmolLM2 runs, results stored."""
     p = run(["--batch", "-n", "2", "--max-tokens", "16"], tmp_path, timeout=300)
     assert p.returncode == 0, p.stderr
-    assert "embedded" in p.stdout and "(n=2)" in p.stdout
+    assert "embedded" in p.stdout and " 2/2 " in p.stdout
     assert (tmp_path / "data" / "history.json").exists()
     h = run(["history", "--json"], tmp_path)
     assert h.returncode == 0, h.stderr

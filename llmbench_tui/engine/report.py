@@ -1,5 +1,8 @@
 """The summary table shared by ``--batch`` and the dashboard: one row per group, llama-bench
-style ``mean ± stdev`` cells with n, so both faces print the very same figures."""
+style ``mean ± stdev`` cells, so both faces print the very same figures.
+
+The row's ``ok`` column says how many runs the figures rest on; a cell whose figure exists for
+fewer runs (a server that did not report it every time) says its own ``(n=k)``."""
 
 from __future__ import annotations
 
@@ -17,14 +20,15 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def cell(stats: Stats | None, fmt: str) -> str:
-    """``mean ± stdev (n=N)``; a lone value says n=1 so nobody mistakes it for an average."""
+def cell(stats: Stats | None, fmt: str, n_row: int | None = None) -> str:
+    """``mean ± stdev``, with ``(n=k)`` when k differs from the row's count (or none is given)."""
     if stats is None:
         return "-"
     text = fmt.format(stats.mean)
     if stats.stdev is not None:
         text += " ± " + fmt.format(stats.stdev)
-    text += f" (n={stats.n})"
+    if stats.n != n_row:
+        text += f" (n={stats.n})"
     if stats.outliers:
         text += " !"
     return text
@@ -44,7 +48,7 @@ def summary_table(groups: list[GroupSummary]) -> list[list[str]]:
     rows = [["model", "prompt", "ok", *(c[0] for c in COLUMNS)]]
     for g in groups:
         row = [group_label(g), g.prompt_id or "-", f"{g.n_ok}/{g.n_runs}"]
-        row += [cell(g.figures.get(path), fmt) for _, path, fmt in COLUMNS]
+        row += [cell(g.figures.get(path), fmt, g.n_ok) for _, path, fmt in COLUMNS]
         rows.append(row)
     return rows
 
