@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import orjson
 
-from llmbench_tui.storage import CorruptDatabase, parse_tables
+from llmbench_tui.storage import AtomicJSONStorage, CorruptDatabase, parse_tables
 from llmbench_tui.store import SERIES, get_path, normalize_tables
 
 FORMATS = ("json", "jsonl", "csv", "md")
@@ -156,10 +156,15 @@ def read_records(path: str | os.PathLike[str]) -> tuple[list[dict], list[dict], 
     if isinstance(parsed, dict) and "started_at" in parsed:
         return [parsed], [], {}  # a one-line JSONL export
     try:
-        tables = parse_tables(data, path) or {}
+        parse_tables(data, path)  # refuse what is neither an export nor a database, early
+        # Through the storage, so runs still in the database's journal are read too.
+        storage = AtomicJSONStorage(path, side_tables=(SERIES,))
+        tables = storage.read() or {}
     except CorruptDatabase as exc:
         raise ExportError(f"{path} is neither an export nor a database ({exc.reason})") from None
     runs, sessions, series = normalize_tables(tables)
+    for rid, doc in storage.side(SERIES).items():
+        series[rid] = {k: v for k, v in doc.items() if k != "started_at"}
     series_dir = path.with_name(path.stem + ".series")
     if series_dir.is_dir():
         for shard in sorted(series_dir.glob("*.json")):

@@ -6,14 +6,18 @@ Layout (store schema :data:`STORE_SCHEMA`):
   table ``_meta`` (``{"1": {"schema": N}}``), table ``runs`` keyed by the record's own ``id``
   (a uuid from the engine, so ids are unique across processes and machines and get-by-id is a
   dict lookup), table ``sessions`` keyed by session id.
+- ``history.json.journal``: the write-ahead journal of that storage. An insert (a run with its
+  series, or a session) is one appended, fsynced line; the journal is folded into history.json
+  every :data:`~llmbench_tui.storage.JOURNAL_MAX_ENTRIES` entries, by deletes and pruning, and
+  when a store is closed. Stock TinyDB reading history.json sees everything folded in so far.
 - ``history.series/<session>.json``: the telemetry and chunk-arrival series, one TinyDB file per
   session (table ``series`` keyed by run id). Kept out of ``history.json`` so that the file
-  rewritten on every insert stays small: series are most of the bytes and are read only when
-  one run is opened.
+  rewritten on every compaction stays small: series are most of the bytes and are read only when
+  one run is opened. A series travels in the same journal line as its run, and is written to its
+  shard by the compaction *before* the journal line goes, so a stored run never points at a
+  missing series (a kill in between only leaves a series stored twice, which is harmless).
 
-Every write holds the database lock from its read to its atomic replace; a series is written
-before its run record, so a stored run never points at a missing series (a kill in between only
-leaves an orphan series, which nothing reads).
+Every write holds the database lock from its read to its append or atomic replace.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 
 import orjson
 from tinydb import TinyDB
-from tinydb.table import Document, Table
+from tinydb.table import Table
 
 from llmbench_tui.storage import (
     META_TABLE,
@@ -39,6 +43,7 @@ from llmbench_tui.storage import (
     LockTimeout,
     Tables,
     atomic_write_bytes,
+    atomic_write_many,
     parse_tables,
 )
 
@@ -206,11 +211,16 @@ class Store:
         self.path = Path(path)
         self.series_dir = self.path.with_name(self.path.stem + ".series")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = _DB(str(self.path), storage=AtomicJSONStorage)
+        self._db = _DB(
+            str(self.path),
+            storage=AtomicJSONStorage,
+            side_tables=(SERIES,),
+            on_compact=self._flush_series,
+        )
         self._storage: AtomicJSONStorage = self._db.storage  # type: ignore[assignment]
         self._runs = self._db.table(RUNS, cache_size=0)
-        self._sessions = self._db.table(SESSIONS, cache_size=0)
         self._hay: dict[str, str] = {}  # run id -> search text (runs never change once stored)
+        self._closed = False
         with self._write():
             self._sweep_temp()  # creates, checks or migrates the file on the way in
 
@@ -227,6 +237,8 @@ class Store:
             return self._storage.read() or {}
         except CorruptDatabase as exc:
             raise self._corrupt(exc) from None
+        except LockTimeout as exc:  # a read caught mid-compaction waits for the lock
+            raise StoreError(str(exc)) from None
 
     def _write(self):
         """Context manager: hold the lock, with the file checked (and migrated) first."""
@@ -249,6 +261,8 @@ class Store:
 
             def __exit__(self, kind: type | None, exc: BaseException | None, tb: object) -> None:
                 self._cm.__exit__(kind, exc, tb)
+                if isinstance(exc, CorruptDatabase):
+                    raise store._corrupt(exc) from None
                 if isinstance(exc, OSError):
                     raise StoreError(f"cannot write {store.path}: {exc.strerror or exc}") from exc
 
@@ -318,15 +332,32 @@ class Store:
             if shard not in shards:
                 shards[shard] = self._read_shard(shard)
             shards[shard][run_id] = {"started_at": record.get("started_at"), **series}
+        self._put_shards(shards)
+
+    def _flush_series(self, side: Tables, tables: Tables) -> None:
+        """The storage's compaction hook: series still in the journal go to their shards
+        (runs deleted meanwhile excepted) before the journal is dropped."""
+        runs = tables.get(RUNS, {})
+        shards: dict[Path, dict[str, Any]] = {}
+        for run_id, doc in side.get(SERIES, {}).items():
+            record = runs.get(run_id)
+            if record is None:
+                continue
+            shard = self._shard(record.get("session_id"))
+            if shard not in shards:
+                shards[shard] = self._read_shard(shard)
+            shards[shard][run_id] = doc
+        self._put_shards(shards)
+
+    def _put_shards(self, shards: dict[Path, dict[str, Any]]) -> None:
         if shards:
             self.series_dir.mkdir(parents=True, exist_ok=True)
-        for shard, table in shards.items():
-            atomic_write_bytes(shard, orjson.dumps({SERIES: table}))
+            atomic_write_many({shard: orjson.dumps({SERIES: t}) for shard, t in shards.items()})
 
     # -- writing ---------------------------------------------------------------------------
 
     def add_run(self, record: dict[str, Any], series: dict[str, Any] | None = None) -> None:
-        """Store one run; durable (fsynced, renamed, directory fsynced) when this returns."""
+        """Store one run with its series; durable (one fsynced journal line) when this returns."""
         added, _ = self.add_runs([record], {record.get("id"): series} if series else None)
         if not added:
             raise StoreError(f"a run with id {record.get('id')} is already stored")
@@ -336,6 +367,7 @@ class Store:
     ) -> tuple[int, int]:
         """Store many runs in one write (import, migration); ids already present are skipped.
 
+        All or nothing: one journal entry, or one compaction for a batch too big to journal.
         Returns ``(added, skipped)``.
         """
         records = list(records)
@@ -352,11 +384,12 @@ class Store:
                     fresh.setdefault(record["id"], record)
             if not fresh:
                 return 0, len(records)
-            with_series = {
-                rid: (rec, series[rid]) for rid, rec in fresh.items() if series and series.get(rid)
-            }
-            self._write_series(with_series)
-            self._runs.insert_multiple(Document(rec, doc_id=rid) for rid, rec in fresh.items())
+            ops: list[list] = []
+            for rid, rec in fresh.items():
+                if series and series.get(rid):
+                    ops.append([SERIES, rid, {"started_at": rec.get("started_at"), **series[rid]}])
+                ops.append([RUNS, rid, rec])
+            self._storage.append(ops)
         return len(fresh), len(records) - len(fresh)
 
     def add_session(self, session: dict[str, Any]) -> None:
@@ -365,8 +398,7 @@ class Store:
         if not isinstance(sid, str) or not sid:
             raise StoreError("a session must be an object with a string 'id'")
         with self._write():
-            self._sessions.remove(doc_ids=[sid])
-            self._sessions.insert(Document(session, doc_id=sid))
+            self._storage.append([[SESSIONS, sid, session]])
 
     def delete(self, ids: list[str]) -> int:
         """Delete runs (exact ids) and their series; returns how many runs were deleted."""
@@ -403,6 +435,7 @@ class Store:
         cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
         dropped = 0
         with self._write():
+            self._storage.compact()  # series still in the journal go to their shards first
             shards = sorted(self.series_dir.glob("*.json")) if self.series_dir.is_dir() else []
             for shard in shards:
                 table = self._read_shard(shard)
@@ -473,7 +506,11 @@ class Store:
         record = runs.get(run_id)
         if record is None:
             return None
-        doc = self._read_shard(self._shard(record.get("session_id"))).get(run_id)
+        pending = self._storage.side(SERIES).get(run_id)
+        if pending is not None:
+            doc = _copy(pending)
+        else:
+            doc = self._read_shard(self._shard(record.get("session_id"))).get(run_id)
         if doc is None:
             return None
         doc.pop("started_at", None)
@@ -534,4 +571,17 @@ class Store:
         return [dict(r) for r in ordered]
 
     def close(self) -> None:
-        self._db.close()
+        """Fold the journal into history.json (so stock TinyDB and other tools see every run),
+        then release the cache. A failure to fold loses nothing: the journal stays."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._read()
+            if self._storage.journal_entries:
+                with self._write():
+                    self._storage.compact()
+        except StoreError:
+            pass
+        finally:
+            self._db.close()

@@ -48,6 +48,13 @@ def test_results_are_copies(store):
 def test_file_is_tinydb_keyed_by_run_id_with_series_apart(store, tmp_path):
     rec = run()
     store.add_run(rec, {"telemetry": {"cpu_pct": [1.0, 2.0]}})
+    # Acknowledged = one journal line; history.json gets it when the journal is folded in
+    # (here: on close), and only then do stock TinyDB and the series shard see it.
+    assert rec["id"] in (tmp_path / "history.json.journal").read_text()
+    assert rec["id"] not in (tmp_path / "history.json").read_text()
+    assert store.series(rec["id"]) == {"telemetry": {"cpu_pct": [1.0, 2.0]}}
+    store.close()
+    assert not (tmp_path / "history.json.journal").exists()
     with TinyDB(str(tmp_path / "history.json")) as db:  # stock TinyDB reads our file
         assert db.table("_meta").get(doc_id=1) == {"schema": STORE_SCHEMA}
     raw = orjson.loads((tmp_path / "history.json").read_bytes())

@@ -245,6 +245,8 @@ def run_batch(args: argparse.Namespace) -> int:
     finally:
         if hub is not None:
             hub.stop()
+        if store is not None:
+            store.close()  # folds the journal into history.json
     rows = summary_table(finished.groups)
     print(render_text(rows))
     for note in footnotes(finished.groups):
