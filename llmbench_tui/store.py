@@ -36,6 +36,7 @@ import orjson
 from tinydb import TinyDB
 from tinydb.table import Table
 
+from llmbench_tui.engine.stats import get_path
 from llmbench_tui.storage import (
     META_TABLE,
     AtomicJSONStorage,
@@ -97,15 +98,6 @@ class RunQuery:
     sort: str = "-started_at"
     limit: int | None = None
 
-
-def get_path(record: dict[str, Any], path: str) -> Any:
-    """Read a dotted path (``"timings.ttft_s"``) from a record; ``None`` where absent."""
-    value: Any = record
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
 
 
 def parse_when(text: str, *, end: bool = False) -> datetime:
@@ -456,9 +448,6 @@ class Store:
                 tables = checked
         return tables.get(name, {})
 
-    def count(self) -> int:
-        return len(self._table(RUNS))
-
     def _resolve(self, table: dict[str, Any], key: str, what: str) -> str:
         if key in table:
             return key
@@ -519,6 +508,30 @@ class Store:
     def query(self, q: RunQuery | None = None) -> list[dict[str, Any]]:
         """Runs matching ``q``, sorted (newest first by default), at most ``q.limit``."""
         q = q or RunQuery()
+        hits = self._matching(q)
+        field = q.sort or "-started_at"
+        descending = field.startswith("-")
+        key = _sort_key(field.lstrip("-+"))
+        keyed = [(key(r), r) for r in hits]
+        present = [kr for kr in keyed if kr[0][0] == 0]
+        present.sort(key=lambda kr: kr[0], reverse=descending)
+        ordered = [r for _, r in present] + [r for k, r in keyed if k[0] == 1]
+        if q.limit is not None:
+            ordered = ordered[: max(q.limit, 0)]
+        # Top-level copies: cheap, and enough to keep a caller's edits out of the file (the
+        # storage writes each stored document's own cached bytes). Nested objects are shared
+        # with the cache: treat them as read-only, or use get_run() for a deep copy.
+        return [dict(r) for r in ordered]
+
+    def count(self, q: RunQuery | None = None) -> int:
+        """How many runs match ``q`` (all runs without one), without sorting or copying them —
+        so the history screen can say "1–100 of 2,345" cheaply."""
+        if q is None:
+            return len(self._table(RUNS))
+        return len(self._matching(q))
+
+    def _matching(self, q: RunQuery) -> list[dict[str, Any]]:
+        """The cached run documents passing every filter of ``q`` (not copies: read-only)."""
         runs = self._table(RUNS)
         checks: list[Callable[[dict[str, Any]], bool]] = []
         if q.model:
@@ -556,19 +569,7 @@ class Store:
                     continue
             if all(check(record) for check in checks):
                 hits.append(record)
-        field = q.sort or "-started_at"
-        descending = field.startswith("-")
-        key = _sort_key(field.lstrip("-+"))
-        keyed = [(key(r), r) for r in hits]
-        present = [kr for kr in keyed if kr[0][0] == 0]
-        present.sort(key=lambda kr: kr[0], reverse=descending)
-        ordered = [r for _, r in present] + [r for k, r in keyed if k[0] == 1]
-        if q.limit is not None:
-            ordered = ordered[: max(q.limit, 0)]
-        # Top-level copies: cheap, and enough to keep a caller's edits out of the file (the
-        # storage writes each stored document's own cached bytes). Nested objects are shared
-        # with the cache: treat them as read-only, or use get_run() for a deep copy.
-        return [dict(r) for r in ordered]
+        return hits
 
     def close(self) -> None:
         """Fold the journal into history.json (so stock TinyDB and other tools see every run),

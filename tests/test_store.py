@@ -206,3 +206,18 @@ def test_damage_noticed_by_an_open_store(tmp_path):
     with pytest.raises(StoreError, match="damaged"):
         store.add_run(run())
     assert path.read_bytes() == b'{"runs": {"x": '
+
+
+def test_count_with_query_matches_query_length(tmp_path):
+    import dataclasses
+
+    from store_helpers import run
+
+    store = Store(tmp_path / "history.json")
+    for i in range(30):
+        store.add_run(run(model="qwen" if i % 3 else "llama", status="ok"))
+    assert store.count() == 30
+    for q in (RunQuery(model="qwen"), RunQuery(model="llama", limit=2), RunQuery(search="zzz")):
+        assert store.count(q) == len(store.query(dataclasses.replace(q, limit=None)))
+    assert store.count(RunQuery(model="llama")) == 10
+    store.close()
