@@ -13,6 +13,7 @@ import importlib
 import sys
 
 from . import __version__
+from .config import DEFAULT_MAX_TOKENS
 
 SUBCOMMANDS = {
     "history": "history",
@@ -25,8 +26,6 @@ SUBCOMMANDS = {
     "calibrate": "calibrate",
 }
 
-DEFAULT_PROMPT = "Explain in three sentences why the sky is blue."
-DEFAULT_MAX_TOKENS = 128
 
 
 def _float_pos(text: str) -> float:

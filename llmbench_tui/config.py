@@ -13,6 +13,11 @@ from platformdirs import user_config_dir, user_data_dir
 
 APP_NAME = "llmbench-tui"
 
+# What runs when the user gives no prompt / no token cap, in --batch and the dashboard alike:
+# a fixed cap makes runs of one model do comparable work instead of "until the model stops".
+DEFAULT_PROMPT = "Explain in three sentences why the sky is blue."
+DEFAULT_MAX_TOKENS = 128
+
 
 def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The data directory (created if needed): ``--data-dir``, ``LLMBENCH_DATA_DIR``, platform."""

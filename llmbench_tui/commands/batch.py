@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import BackendPool
-from ..config import data_dir, db_path
+from ..config import DEFAULT_MAX_TOKENS, DEFAULT_PROMPT, data_dir, db_path
 from ..engine.events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished
 from ..engine.report import footnotes, render_markdown, render_text, summary_table
 from ..engine.runner import Engine, Plan
@@ -38,8 +38,6 @@ class UsageError(Exception):
 
 def build_plan(args: argparse.Namespace) -> Plan:
     """The suite (if any) overlaid with every command-line flag that was given."""
-    from ..cli import DEFAULT_MAX_TOKENS, DEFAULT_PROMPT
-
     suite = load_suite(args.suite) if args.suite else Suite(name="adhoc")
     try:
         models = [ModelSpec.parse(m) for m in (args.model or suite.models)] or [

@@ -422,6 +422,34 @@ class RunTable(DataTable):
         super().action_cursor_up()
 
 
+class KeyFooter(Footer):
+    """Textual's footer, minus its redundant rebuilds.
+
+    The stock footer removes and re-mounts every key widget on each focus change or binding
+    refresh; opening this screen triggers five of those (~30 ms each with its 14 keys, more
+    on a loaded machine), and they ran between the first page arriving and it being painted.
+    Rebuilding only when the shown keys differ keeps one.
+    """
+
+    _shown: tuple | None = None
+
+    def _keys_shown(self) -> tuple | None:
+        if not self._bindings_ready:
+            return None
+        return tuple(
+            (key, b.binding.action, b.binding.description, b.binding.group, b.enabled, b.tooltip)
+            for key, b in self.screen.active_bindings.items()
+            if b.binding.show
+        )
+
+    async def recompose(self) -> None:
+        shown = self._keys_shown()
+        if shown is not None and shown == self._shown:
+            return
+        self._shown = shown
+        await super().recompose()
+
+
 class SearchInput(Input):
     """The search box; Escape, Down and Enter hand the keys back to the table."""
 
@@ -495,7 +523,7 @@ class HistoryScreen(Screen):
         )
         yield Static("", id="history-status")
         yield RunTable(id="runs", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(RunTable).focus()

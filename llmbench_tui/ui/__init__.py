@@ -1,0 +1,1 @@
+"""The Textual dashboard (``app.run_app``) and its screens and widgets."""

@@ -1,0 +1,79 @@
+"""Turn untrusted model output into inert plain text for the screen (R-UI-7).
+
+A model can emit anything: Rich markup (``[bold red]``, ``[link=…]``), terminal escape sequences
+(``ESC[2J`` clears the screen, OSC 52 writes the clipboard, OSC 8 makes links), bells, backspaces,
+carriage returns that overwrite a line, bidirectional overrides that reorder what is shown. The
+dashboard writes text straight into terminal cells, so every such sequence is removed here and
+the rest is shown as the characters it is. Markup needs no escaping as long as nobody parses it:
+callers build ``rich.text.Text(...)`` objects or plain segments, never markup strings.
+
+Sequences can be split across stream chunks, so ``StreamSanitizer`` holds back an unfinished
+escape at the end of a chunk until the next one completes (or ends) it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rich.text import Text
+
+# ESC-introduced sequences (7-bit) and their 8-bit C1 twins: CSI, OSC/DCS/SOS/PM/APC strings
+# (ended by BEL or ST), and two-byte escapes.
+_ESCAPES = re.compile(
+    r"""
+    (?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]                        # CSI ... final byte
+  | (?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f]).*?(?:\x07|\x1b\\|\x9c)   # OSC/DCS/SOS/PM/APC ... ST
+  | \x1b[ -/]*[0-~]                                          # two-byte / nF escapes
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+# An escape that has started but not finished at the very end of a chunk.
+_UNFINISHED = re.compile(
+    r"(?:(?:\x1b\[|\x9b)[0-?]*[ -/]*"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x9c]*"
+    r"|\x1b[ -/]*)\Z",
+    re.DOTALL,
+)
+# Whatever is left that a terminal would act on: C0 controls but newline and tab, DEL, C1, and
+# the bidi controls that make text read in another order than it is stored.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_HOLD_MAX = 256  # never hold back more than this: a runaway "escape" is just dropped text
+
+
+def strip_controls(text: str) -> str:
+    """Remove every escape sequence and control character; keep ``\\n``; tabs become spaces."""
+    text = text.replace("\r\n", "\n")
+    text = _ESCAPES.sub("", text)
+    text = _CONTROLS.sub("", text)
+    return text.replace("\t", "    ")
+
+
+def inert(text: str, style: str = "") -> Text:
+    """A Rich ``Text`` that shows ``text`` literally: no markup parsed, no escapes kept."""
+    return Text(strip_controls(text), style=style)
+
+
+class StreamSanitizer:
+    """Sanitize a stream chunk by chunk without letting a split escape sequence through.
+
+    ``feed`` returns the safe text that can be shown now; ``flush`` returns what was held back
+    (sanitized) once the stream has ended.
+    """
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, chunk: str) -> str:
+        text = self._held + chunk
+        self._held = ""
+        m = _UNFINISHED.search(text)
+        if m and len(text) - m.start() <= _HOLD_MAX:
+            self._held = text[m.start() :]
+            text = text[: m.start()]
+        return strip_controls(text)
+
+    def flush(self) -> str:
+        text, self._held = self._held, ""
+        return strip_controls(text)

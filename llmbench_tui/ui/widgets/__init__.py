@@ -1,0 +1,1 @@
+"""Widgets of the dashboard: prompt, model picker, options, stream panes, meters, results."""

@@ -1,0 +1,75 @@
+"""The result strip shown when a session finishes: the ``--batch`` summary table and two bar charts
+(decode tok/s and TTFT per model), so the dashboard and the headless tool show the same figures.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Static
+from textual_plotext import PlotextPlot
+
+from ...engine.report import footnotes, group_label, summary_table
+from ...engine.stats import GroupSummary
+
+
+class BarChart(PlotextPlot):
+    """A horizontal bar chart of one figure's mean per group."""
+
+    def __init__(self, title: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.title = title
+
+    def show(self, labels: list[str], values: list[float]) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(self.title)
+        if labels:
+            plt.bar(labels, values, orientation="horizontal", width=0.4)
+        self.refresh()
+
+
+def _short(label: str, width: int = 18) -> str:
+    return label if len(label) <= width else "…" + label[-(width - 1) :]
+
+
+class ResultStrip(Vertical):
+    """Summary table over two charts; hidden until a session has finished."""
+
+    DEFAULT_CSS = """
+    ResultStrip { height: 14; display: none; border-top: solid $primary; }
+    ResultStrip.-shown { display: block; }
+    ResultStrip > DataTable { height: auto; max-height: 6; }
+    ResultStrip > .notes { height: auto; max-height: 2; color: $text-muted; }
+    ResultStrip > Horizontal { height: 1fr; min-height: 6; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield DataTable(zebra_stripes=True, cursor_type="row", id="summary-table")
+        yield Static("", classes="notes")
+        with Horizontal():
+            yield BarChart("decode tok/s (mean)", id="chart-decode")
+            yield BarChart("TTFT s (mean)", id="chart-ttft")
+
+    def show(self, groups: list[GroupSummary]) -> None:
+        rows = summary_table(groups)
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        table.add_columns(*(Text(h) for h in rows[0]))
+        for row in rows[1:]:
+            table.add_row(*(Text(c) for c in row))
+        self.query_one(".notes", Static).update(Text("\n".join(footnotes(groups))))
+        labels, decode, ttft_labels, ttft = [], [], [], []
+        for g in groups:
+            label = _short(group_label(g))
+            if (s := g.figures.get("timings.decode_tok_s")) is not None:
+                labels.append(label)
+                decode.append(s.mean)
+            if (s := g.figures.get("timings.ttft_s")) is not None:
+                ttft_labels.append(label)
+                ttft.append(s.mean)
+        self.query_one("#chart-decode", BarChart).show(labels, decode)
+        self.query_one("#chart-ttft", BarChart).show(ttft_labels, ttft)
+        self.add_class("-shown")

@@ -1,0 +1,157 @@
+"""One model's output pane: a one-line header of live figures above a ``StreamLog``.
+
+The pane's state (text, figures, status) lives in ``PaneState``, not in the widgets, so the
+dashboard can rebuild the panes when the layout switches between side by side and tabbed without
+losing what was streamed. Every figure comes from engine events (which carry the backend's own
+arrival instants); the widget never times anything itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from ...engine.events import ChunkReceived, RunStarted
+from ...schema import RunRecord
+from ..safe_text import StreamSanitizer
+from .stream_log import StreamLog
+
+_STATUS_STYLE = {
+    "idle": "dim",
+    "waiting": "yellow",
+    "streaming": "bold green",
+    "ok": "green",
+    "error": "bold red",
+    "timeout": "bold red",
+    "cancelled": "bold yellow",
+}
+
+
+@dataclass
+class PaneState:
+    """Everything one pane shows; text is kept inert (sanitized) and buffered between flushes."""
+
+    label: str
+    status: str = "idle"
+    run_no: int = 0
+    runs: int = 0
+    ttft_s: float | None = None
+    tok_s: float | None = None
+    tokens: int = 0
+    elapsed_s: float = 0.0
+    error: str | None = None
+    text: list[str] = field(default_factory=list)  # flushed, inert chunks
+    pending: list[str] = field(default_factory=list)  # raw chunks since the last flush
+    sanitizer: StreamSanitizer = field(default_factory=StreamSanitizer)
+    in_thinking: bool = False
+    dirty: bool = True
+
+    def run_started(self, event: RunStarted, runs: int) -> None:
+        self.run_no += 1
+        self.runs = runs
+        self.status = "waiting"
+        self.ttft_s = self.tok_s = None
+        self.tokens, self.elapsed_s, self.error = 0, 0.0, None
+        self.in_thinking = False
+        kind = " (warm-up)" if event.warmup else " (cold)" if event.cold else ""
+        sep = "\n\n" if self.text or self.pending else ""
+        self.pending.append(f"{sep}── run {self.run_no}/{runs}{kind} ──\n")
+        self.dirty = True
+
+    def chunk(self, event: ChunkReceived) -> None:
+        """Called once per chunk: append to the buffer and copy figures; no widget work."""
+        if event.thinking:
+            if not self.in_thinking:
+                self.pending.append("(thinking) ")
+                self.in_thinking = True
+            self.pending.append(event.thinking)
+        if event.text:
+            if self.in_thinking:
+                self.pending.append("\n(answer) ")
+                self.in_thinking = False
+            self.pending.append(event.text)
+        self.status = "streaming"
+        self.tokens = event.chunks
+        self.elapsed_s = event.elapsed_s
+        self.ttft_s = event.ttft_s
+        if event.ttft_s is not None and event.chunks > 1 and event.elapsed_s > event.ttft_s:
+            self.tok_s = (event.chunks - 1) / (event.elapsed_s - event.ttft_s)
+        self.dirty = True
+
+    def finished(self, record: RunRecord) -> None:
+        """Replace the live figures by the record's own (the stored, authoritative ones)."""
+        t = record.timings
+        self.status = record.status
+        self.ttft_s = t.ttft_s
+        self.tok_s = t.decode_tok_s
+        self.tokens = record.tokens.output or t.chunks
+        self.elapsed_s = t.e2e_s or self.elapsed_s
+        self.error = record.error
+        if record.status != "ok" and record.error:
+            self.pending.append(f"\n[{record.status}] {record.error}\n")
+        self.dirty = True
+
+    def take_text(self, final: bool = False) -> str:
+        """Sanitize and move the buffered chunks into ``text``; return what is new."""
+        raw = "".join(self.pending)
+        self.pending.clear()
+        new = self.sanitizer.feed(raw)
+        if final:
+            new += self.sanitizer.flush()
+        if new:
+            self.text.append(new)
+        return new
+
+    def header(self) -> Text:
+        """Two lines: model and status, then the live figures (Text parts: labels are
+        untrusted too)."""
+        out = Text(no_wrap=True, overflow="ellipsis")
+        out.append(f"● {self.status}", style=_STATUS_STYLE.get(self.status, ""))
+        if self.runs:
+            out.append(f" {self.run_no}/{self.runs}", style="dim")
+        out.append("  ")
+        out.append(self.label, style="bold")
+        ttft = f"{self.ttft_s:.3f}s" if self.ttft_s is not None else "-"
+        tok_s = f"{self.tok_s:.1f}" if self.tok_s is not None else "-"
+        out.append(f"\nTTFT {ttft}  {tok_s} tok/s  {self.tokens} tok  {self.elapsed_s:.1f}s")
+        return out
+
+
+class StreamPane(Vertical):
+    """Header + log for one model; ``flush`` moves buffered text onto the screen."""
+
+    DEFAULT_CSS = """
+    StreamPane { height: 1fr; min-width: 20; }
+    StreamPane > .pane-header { height: 2; background: $panel; padding: 0 1; }
+    StreamPane > StreamLog { height: 1fr; padding: 0 1; }
+    """
+
+    def __init__(self, state: PaneState, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.state = state
+        self._header = Static(state.header(), classes="pane-header")
+        self._log = StreamLog()
+        # A rebuilt pane (layout switch) starts with everything streamed so far.
+        self._log.append("".join(state.text))
+
+    def compose(self) -> ComposeResult:
+        yield self._header
+        yield self._log
+
+    @property
+    def log_widget(self) -> StreamLog:
+        return self._log
+
+    def flush(self, final: bool = False) -> None:
+        state = self.state
+        if not (state.dirty or state.pending):
+            return
+        new = state.take_text(final)
+        if new:
+            self._log.append(new)
+        self._header.update(state.header(), layout=False)  # fixed height: no re-layout
+        state.dirty = False

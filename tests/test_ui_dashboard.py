@@ -1,0 +1,280 @@
+"""The dashboard driven as a user would, with Pilot: real inference (the embedded SmolLM2 and the
+Ollama-protocol test server), the real engine, a real store in a temporary data directory."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from ollama_server import FakeModel, OllamaTestServer
+from textual.widgets import Input, SelectionList, TabbedContent
+
+from llmbench_tui.store import RunQuery
+from llmbench_tui.ui.app import LLMBenchApp, build_app
+from llmbench_tui.ui.dashboard import Dashboard
+from llmbench_tui.ui.widgets.dialogs import KeyHelp
+from llmbench_tui.ui.widgets.model_picker import ModelPicker
+from llmbench_tui.ui.widgets.stream_pane import StreamPane
+
+pytestmark = pytest.mark.slow
+
+SIZE = (120, 36)
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dead_url: str):
+    """Build the app exactly as ``run_app`` does, with config and data in ``tmp_path``."""
+    monkeypatch.setenv("LLMBENCH_CONFIG_DIR", str(tmp_path / "cfg"))
+    monkeypatch.setenv("OLLAMA_HOST", dead_url)
+    for name in ("LLMBENCH_OLLAMA_HOSTS", "LLMBENCH_OPENAI_URLS", "LLMBENCH_GGUF_PATHS"):
+        monkeypatch.delenv(name, raising=False)
+
+    def make(models: list[str], *, ollama_host: str | None = None, theme: str | None = None,
+             hub: bool = False) -> LLMBenchApp:
+        args = SimpleNamespace(
+            data_dir=str(tmp_path / "data"), ollama_host=ollama_host, models=models,
+            theme=theme, no_mouse=True, sample_interval=0.25, start="dashboard",
+        )
+        app = build_app(args)
+        if not hub:
+            app.hub = None  # the meters tests start the real sampler themselves
+        return app
+
+    return make
+
+
+async def wait_for(pilot, predicate, timeout: float = 120.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("timed out waiting for the dashboard")
+        await pilot.pause(0.05)
+
+
+def dashboard(app: LLMBenchApp) -> Dashboard:
+    screen = app.screen
+    assert isinstance(screen, Dashboard)
+    return screen
+
+
+async def type_prompt_and_run(pilot, text: str, max_tokens: int = 12) -> Dashboard:
+    dash = dashboard(pilot.app)
+    await wait_for(pilot, lambda: dash.query_one(ModelPicker).sources)  # discovery done
+    dash.query_one("#prompt").focus()
+    await pilot.press(*text)
+    dash.query_one("#opt-max_tokens", Input).value = str(max_tokens)
+    await pilot.press("f5")
+    await wait_for(pilot, lambda: dash.running or dash.last_finished is not None, 10)
+    return dash
+
+
+def pane_for(dash: Dashboard, label: str) -> StreamPane:
+    return next(p for p in dash.query(StreamPane) if p.state.label == label)
+
+
+async def test_two_models_stream_side_by_side_and_both_runs_are_stored(make_app) -> None:
+    with OllamaTestServer([FakeModel("fake:1b", token_delay_s=0.01)]) as server:
+        ollama = f"ollama:fake:1b@{server.url}"
+        app = make_app(["embedded", ollama])
+        async with app.run_test(size=SIZE) as pilot:
+            dash = await type_prompt_and_run(pilot, "Say hello.")
+            assert len(dash.query(StreamPane)) == 2
+            await wait_for(pilot, lambda: dash.last_finished is not None)
+            await pilot.pause(0.2)
+            records = dash.last_finished.records
+            assert [r.status for r in records] == ["ok", "ok"]
+            assert {r.model_spec for r in records} == {"embedded", ollama}
+            for rec in records:
+                pane = pane_for(dash, rec.model_spec)
+                assert rec.response.strip()[:20] in pane.log_widget.text
+                assert pane.state.status == "ok"
+                assert pane.state.tokens == rec.tokens.output
+            assert dash.query_one("#side-by-side")  # 120 columns: panes side by side
+            stored = app.store.query(RunQuery(session_id=dash.last_finished.session_id))
+            assert len(stored) == 2
+            assert {r["prompt"] for r in stored} == {"Say hello."}
+            assert app.settings.recent_prompts[0] == "Say hello."
+            assert dash.query_one("#results").has_class("-shown")
+
+
+async def test_escape_cancels_and_the_partial_answer_is_stored(make_app) -> None:
+    words = [f" word{i}" for i in range(200)]
+    with OllamaTestServer([FakeModel("slow:1b", tokens=words, token_delay_s=0.05)]) as server:
+        spec = f"ollama:slow:1b@{server.url}"
+        app = make_app([spec])
+        async with app.run_test(size=SIZE) as pilot:
+            dash = await type_prompt_and_run(pilot, "Count.", max_tokens=500)
+            await wait_for(pilot, lambda: pane_for(dash, spec).state.tokens >= 5, 30)
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: dash.last_finished is not None, 30)
+            (rec,) = dash.last_finished.records
+            assert dash.last_finished.cancelled
+            assert rec.status == "cancelled"
+            assert rec.response.startswith(" word0 word1")
+            assert 0 < len(rec.response.split()) < 200
+            stored = app.store.get_run(rec.id)
+            assert stored["status"] == "cancelled" and stored["response"] == rec.response
+            await pilot.pause(0.2)
+            assert "cancelled" in pane_for(dash, spec).log_widget.text
+            # Still responsive: the key help opens and closes.
+            await pilot.press("f1")
+            assert isinstance(app.screen, KeyHelp)
+            await pilot.press("escape")
+            assert isinstance(app.screen, Dashboard)
+
+
+async def test_server_down_shows_the_sentence_in_the_pane(make_app, dead_url: str) -> None:
+    with OllamaTestServer([FakeModel("ok:1b")]) as server:
+        good, bad = f"ollama:ok:1b@{server.url}", f"ollama:gone:1b@{dead_url}"
+        app = make_app([bad, good])
+        async with app.run_test(size=SIZE) as pilot:
+            dash = await type_prompt_and_run(pilot, "Hi.")
+            await wait_for(pilot, lambda: dash.last_finished is not None, 60)
+            await pilot.pause(0.2)
+            by_spec = {r.model_spec: r for r in dash.last_finished.records}
+            assert by_spec[bad].status == "error" and by_spec[good].status == "ok"
+            sentence = by_spec[bad].error
+            assert "127.0.0.1" in sentence
+            pane = pane_for(dash, bad)
+            assert sentence in pane.log_widget.text.replace("\n", "")
+            assert pane.state.status == "error"
+            assert by_spec[good].response.strip()[:15] in pane_for(dash, good).log_widget.text
+
+
+async def test_hostile_output_is_shown_inert(make_app) -> None:
+    tokens = ["[bold red]x[/] ", "[link=http://evil]click[/link] ", "\x1b[2J", "\x07",
+              "\x1b]52;c;aGk=\x07", "\x1b[31m", "done"]
+    with OllamaTestServer([FakeModel("evil:1b", tokens=tokens)]) as server:
+        spec = f"ollama:evil:1b@{server.url}"
+        app = make_app([spec])
+        async with app.run_test(size=SIZE) as pilot:
+            dash = await type_prompt_and_run(pilot, "Be evil.")
+            await wait_for(pilot, lambda: dash.last_finished is not None, 30)
+            await pilot.pause(0.2)
+            (rec,) = dash.last_finished.records
+            assert "\x1b[2J" in rec.response  # stored exactly as received
+            log = pane_for(dash, spec).log_widget
+            assert "[bold red]x[/] [link=http://evil]click[/link] done" in log.text
+            drawn = "".join(log.render_line(y).text for y in range(log.size.height))
+            assert "[bold red]x[/]" in drawn and "\x1b" not in drawn and "\x07" not in drawn
+            # Nothing took over the screen: the rest of the dashboard still draws.
+            assert "llmbench" in str(dash.query_one("#status-line").render())
+
+
+async def test_narrow_terminal_uses_tabs_and_zoom_puts_panes_side_by_side(make_app) -> None:
+    with OllamaTestServer([FakeModel("a:1b"), FakeModel("b:1b")]) as server:
+        specs = [f"ollama:a:1b@{server.url}", f"ollama:b:1b@{server.url}"]
+        app = make_app(specs)
+        async with app.run_test(size=(80, 24)) as pilot:
+            dash = await type_prompt_and_run(pilot, "Hi.")
+            await wait_for(pilot, lambda: dash.last_finished is not None, 30)
+            await pilot.pause(0.1)
+            assert len(dash.query(TabbedContent)) == 1
+            texts = [p.log_widget.text for p in dash.query(StreamPane)]
+            dash.query_one("#run-button").focus()  # leave the editor for letter keys
+            await pilot.press("z")  # zoom: the setup column hides, output gets 80 columns
+            await wait_for(pilot, lambda: bool(dash.query("#side-by-side")), 5)
+            assert [p.log_widget.text for p in dash.query(StreamPane)] == texts
+
+
+async def test_model_picker_filters_and_shows_unreachable_sources(make_app, dead_url) -> None:
+    with OllamaTestServer([FakeModel("alpha:1b"), FakeModel("beta:2b")]) as server:
+        app = make_app([], ollama_host=server.url)
+        app_env_dead = dead_url
+        async with app.run_test(size=SIZE) as pilot:
+            dash = dashboard(app)
+            picker = dash.query_one(ModelPicker)
+            await wait_for(pilot, lambda: picker.sources, 30)
+            listing = picker.query_one(SelectionList)
+            prompts = [listing.get_option_at_index(i).prompt.plain
+                       for i in range(listing.option_count)]
+            assert any(p.startswith("embedded") for p in prompts)
+            assert any(p.startswith("alpha:1b") for p in prompts)
+            listing.focus()
+            await pilot.press("slash", *"beta")  # "/" jumps to the filter box
+            shown = [listing.get_option_at_index(i).prompt.plain
+                     for i in range(listing.option_count)]
+            assert len(shown) == 1 and shown[0].startswith("beta:2b")
+            await pilot.press("enter", "space")  # into the list, tick the one row
+            assert picker.chosen == [f"ollama:beta:2b@{server.url}"]
+            assert app_env_dead  # the default host is dead in this test's environment
+        # An unreachable host is a disabled row carrying the backend's sentence.
+        app = make_app([], ollama_host=dead_url)
+        async with app.run_test(size=SIZE) as pilot:
+            picker = dashboard(app).query_one(ModelPicker)
+            await wait_for(pilot, lambda: picker.sources, 30)
+            ollama = next(s for s in picker.sources if s.kind == "ollama")
+            assert ollama.error and not ollama.models
+            listing = picker.query_one(SelectionList)
+            rows = [listing.get_option_at_index(i) for i in range(listing.option_count)]
+            bad = [r for r in rows if r.disabled]
+            assert bad and ollama.error[:30] in bad[0].prompt.plain
+
+
+async def test_key_help_lists_every_binding_with_the_users_keys(make_app, tmp_path) -> None:
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "config.toml").write_text('[keys]\nrun = "f8"\n', encoding="utf-8")
+    app = make_app([])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f1")
+        help_screen = app.screen
+        assert isinstance(help_screen, KeyHelp)
+        ids = {row[2] for row in help_screen.rows}
+        assert {b.id for b in Dashboard.BINDINGS} <= ids
+        keys = {row[2]: row[0] for row in help_screen.rows}
+        assert keys["run"] == "f8"
+        # Nothing is reachable only through keys terminals swallow.
+        for row_keys, _, _ in help_screen.rows:
+            assert {k.strip() for k in row_keys.split(",")} - {"ctrl+enter", "ctrl+s", "ctrl+j"}
+
+
+async def test_theme_from_the_command_line_and_remembered(make_app, tmp_path) -> None:
+    app = make_app([], theme="llmbench-256")
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.theme == "llmbench-256"
+        app.theme = "llmbench-light"
+        await pilot.pause(0.1)
+    saved = (tmp_path / "cfg" / "config.toml").read_text(encoding="utf-8")
+    assert 'theme = "llmbench-light"' in saved
+    app = make_app([])
+    async with app.run_test(size=(80, 24)):
+        assert app.theme == "llmbench-light"
+    with pytest.raises(ValueError, match="unknown theme 'nope'"):
+        make_app([], theme="nope")
+
+
+async def test_a_rerun_request_fills_the_form(make_app) -> None:
+    from llmbench_tui.ui.history import RerunRequest
+
+    app = make_app([])
+    async with app.run_test(size=SIZE) as pilot:
+        dash = dashboard(app)
+        await wait_for(pilot, lambda: dash.query_one(ModelPicker).sources, 30)
+        await pilot.press("f2")
+        assert type(app.screen).__name__ == "HistoryScreen"
+        app.screen.dismiss(RerunRequest("embedded", "Again?", "Be brief.",
+                                        {"temperature": 0.2, "max_tokens": 7, "seed": 3}))
+        await pilot.pause(0.1)
+        assert app.screen is dash
+        assert dash.query_one(ModelPicker).chosen == ["embedded"]
+        assert dash.query_one("#prompt").text == "Again?"
+        assert dash.query_one("#system", Input).value == "Be brief."
+        options, _ = dash.query_one("#options").read()
+        assert (options.temperature, options.max_tokens, options.seed) == (0.2, 7, 3)
+
+
+async def test_meters_move_while_idle(make_app) -> None:
+    app = make_app([], hub=True)
+    app.hub.start()
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            meter = dashboard(app).query_one("#meter-cpu")
+            await wait_for(pilot, lambda: len(meter.values) >= 3, 10)
+            line = dashboard(app).query_one("#meter-ram")
+            assert line.values and line.values[-1] > 0
+    finally:
+        app.hub.stop()
