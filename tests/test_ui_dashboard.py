@@ -92,12 +92,30 @@ async def test_two_models_stream_side_by_side_and_both_runs_are_stored(make_app)
                 assert rec.response.strip()[:20] in pane.log_widget.text
                 assert pane.state.status == "ok"
                 assert pane.state.tokens == rec.tokens.output
-            assert dash.query_one("#side-by-side")  # 120 columns: panes side by side
+            assert dash.query_one(".side-by-side")  # 120 columns: panes side by side
             stored = app.store.query(RunQuery(session_id=dash.last_finished.session_id))
             assert len(stored) == 2
             assert {r["prompt"] for r in stored} == {"Say hello."}
             assert app.settings.recent_prompts[0] == "Say hello."
             assert dash.query_one("#results").has_class("-shown")
+
+
+async def test_a_second_session_replaces_the_panes(make_app) -> None:
+    """Found by hand in tmux: the second F5 crashed on duplicate pane ids."""
+    with OllamaTestServer([FakeModel("fake:1b", token_delay_s=0.002)]) as server:
+        spec = f"ollama:fake:1b@{server.url}"
+        app = make_app([spec])
+        async with app.run_test(size=SIZE) as pilot:
+            dash = await type_prompt_and_run(pilot, "One.")
+            await wait_for(pilot, lambda: dash.last_finished is not None, 30)
+            first = dash.last_finished.session_id
+            await pilot.press("f5")
+            await wait_for(pilot, lambda: dash.last_finished is not None
+                           and dash.last_finished.session_id != first, 30)
+            await pilot.pause(0.2)
+            assert len(dash.query(StreamPane)) == 1
+            assert app.store.count() == 2
+            assert pane_for(dash, spec).state.status == "ok"
 
 
 async def test_escape_cancels_and_the_partial_answer_is_stored(make_app) -> None:
@@ -176,7 +194,7 @@ async def test_narrow_terminal_uses_tabs_and_zoom_puts_panes_side_by_side(make_a
             texts = [p.log_widget.text for p in dash.query(StreamPane)]
             dash.query_one("#run-button").focus()  # leave the editor for letter keys
             await pilot.press("z")  # zoom: the setup column hides, output gets 80 columns
-            await wait_for(pilot, lambda: bool(dash.query("#side-by-side")), 5)
+            await wait_for(pilot, lambda: bool(dash.query(".side-by-side")), 5)
             assert [p.log_widget.text for p in dash.query(StreamPane)] == texts
 
 

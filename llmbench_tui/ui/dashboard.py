@@ -40,8 +40,8 @@ from .widgets.stream_pane import PaneState, StreamPane
 FLUSH_HZ = 10
 SIDE_BY_SIDE_MIN = 32  # columns each pane needs before panes go side by side instead of tabs
 IDLE_HINT = (
-    "Tick models (space), type a prompt, press F5 to run; Esc cancels.\n"
-    "F1 lists every key.  F2 opens the history."
+    "Tick models (space), then p (or alt+p) to type a prompt, F5 to run; Esc cancels.\n"
+    "Tab moves between panes.  F1 lists every key.  F2 opens the history."
 )
 
 
@@ -58,9 +58,9 @@ class Dashboard(Screen):
         Binding("f6,R", "refresh_models", "Refresh", id="refresh_models"),
         Binding("f7,z", "zoom", "Zoom", id="zoom"),
         Binding("slash", "focus('model-filter')", "Filter", show=False, id="filter"),
-        Binding("p", "focus('prompt')", "Prompt", show=False, id="focus_prompt"),
-        Binding("m", "focus('model-list')", "Models", show=False, id="focus_models"),
-        Binding("o", "focus('opt-temperature')", "Options", show=False, id="focus_options"),
+        Binding("p,alt+p", "focus('prompt')", "Prompt", show=False, id="focus_prompt"),
+        Binding("m,alt+m", "focus('model-list')", "Models", show=False, id="focus_models"),
+        Binding("o,alt+o", "focus('opt-temperature')", "Options", show=False, id="focus_options"),
         Binding("f10,q", "app.quit", "Quit", id="quit"),
     ]
 
@@ -106,7 +106,9 @@ class Dashboard(Screen):
         self.set_interval(1 / FLUSH_HZ, self._flush)
         interval = getattr(self.app, "sample_interval", 0.5)
         self.set_interval(max(0.25, interval), self._tick_meters)
-        self.query_one("#prompt").focus()
+        # Models first: a user picks what to run, then types; single-letter keys (p, o, r, h…)
+        # work from the list, and alt+p / alt+m / alt+o jump from inside any text field.
+        self.query_one("#model-list").focus()
         self._update_status()
         self.action_refresh_models()
 
@@ -363,14 +365,13 @@ class Dashboard(Screen):
         self._layout = wanted
         holder = self.query_one("#panes")
         holder.remove_children()
-        self._panes = {
-            label: StreamPane(state, id=f"pane-{i}")
-            for i, (label, state) in enumerate(self.states.items())
-        }
+        # No fixed ids: remove_children() completes after this returns, so the old widgets
+        # still exist while the new ones mount (a second session would hit DuplicateIds).
+        self._panes = {label: StreamPane(state) for label, state in self.states.items()}
         if wanted == "side":
-            holder.mount(Horizontal(*self._panes.values(), id="side-by-side"))
+            holder.mount(Horizontal(*self._panes.values(), classes="side-by-side"))
         else:
-            tabs = TabbedContent(id="pane-tabs")
-            for i, (label, pane) in enumerate(self._panes.items()):
-                tabs.compose_add_child(TabPane(Content(label), pane, id=f"tab-{i}"))
+            tabs = TabbedContent()
+            for label, pane in self._panes.items():
+                tabs.compose_add_child(TabPane(Content(label), pane))
             holder.mount(tabs)
