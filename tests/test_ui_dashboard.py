@@ -211,7 +211,13 @@ async def test_model_picker_filters_and_shows_unreachable_sources(make_app, dead
                        for i in range(listing.option_count)]
             assert any(p.startswith("embedded") for p in prompts)
             assert any(p.startswith("alpha:1b") for p in prompts)
-            listing.focus()
+            # The list has focus at start; Space, Down, Space ticks the first two rows.
+            assert app.focused is listing
+            await pilot.press("space", "down", "space")
+            assert picker.chosen == [listing.get_option_at_index(0).value,
+                                     listing.get_option_at_index(1).value]
+            await pilot.press("up", "space", "down", "space")  # untick both again
+            assert picker.chosen == []
             await pilot.press("slash", *"beta")  # "/" jumps to the filter box
             shown = [listing.get_option_at_index(i).prompt.plain
                      for i in range(listing.option_count)]

@@ -100,8 +100,10 @@ class ModelPicker(Vertical):
                 if not needle or needle in prompt.plain.lower()
             ]
         )
-        if highlighted is not None and listing.option_count:
-            listing.highlighted = min(highlighted, listing.option_count - 1)
+        if listing.option_count:
+            # Always a highlighted row, so the first Space ticks something (OptionList starts
+            # with none, and Space then does nothing — confusing on a keyboard-only screen).
+            listing.highlighted = min(highlighted or 0, listing.option_count - 1)
 
     @on(Input.Changed, "#model-filter")
     def _filter(self) -> None:
