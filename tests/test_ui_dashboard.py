@@ -183,8 +183,9 @@ async def test_hostile_output_is_shown_inert(make_app) -> None:
 
 
 async def test_narrow_terminal_uses_tabs_and_zoom_puts_panes_side_by_side(make_app) -> None:
-    with OllamaTestServer([FakeModel("a:1b"), FakeModel("b:1b")]) as server:
-        specs = [f"ollama:a:1b@{server.url}", f"ollama:b:1b@{server.url}"]
+    long = "a-model-with-a-long-name-that-widens-its-header:1b"  # wider than half the screen
+    with OllamaTestServer([FakeModel(long), FakeModel("b:1b")]) as server:
+        specs = [f"ollama:{long}@{server.url}", f"ollama:b:1b@{server.url}"]
         app = make_app(specs)
         async with app.run_test(size=(80, 24)) as pilot:
             dash = await type_prompt_and_run(pilot, "Hi.")
@@ -195,7 +196,15 @@ async def test_narrow_terminal_uses_tabs_and_zoom_puts_panes_side_by_side(make_a
             dash.query_one("#run-button").focus()  # leave the editor for letter keys
             await pilot.press("z")  # zoom: the setup column hides, output gets 80 columns
             await wait_for(pilot, lambda: bool(dash.query(".side-by-side")), 5)
-            assert [p.log_widget.text for p in dash.query(StreamPane)] == texts
+            await pilot.pause(0.2)
+            panes = list(dash.query(StreamPane))
+            assert [p.log_widget.text for p in panes] == texts
+            # Each pane takes its share of the 80 columns and its text is wrapped to it (found
+            # in tmux: a stale CSS id left panes as wide as their text, cut at the edge).
+            for pane in panes:
+                log = pane.log_widget
+                assert pane.size.width <= 41
+                assert max(len(line.rstrip()) for line in log.visual_lines) <= log.size.width
 
 
 async def test_model_picker_filters_and_shows_unreachable_sources(make_app, dead_url) -> None:

@@ -371,7 +371,7 @@ class Dashboard(Screen):
         if wanted == "side":
             holder.mount(Horizontal(*self._panes.values(), classes="side-by-side"))
         else:
-            tabs = TabbedContent()
+            tabs = TabbedContent(classes="pane-tabs")
             for label, pane in self._panes.items():
                 tabs.compose_add_child(TabPane(Content(label), pane))
             holder.mount(tabs)
