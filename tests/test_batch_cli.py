@@ -133,3 +133,25 @@ def test_regression_gate_exit_3_against_stored_baseline(ollama_server, tmp_path)
     assert slow.returncode == 3, slow.stderr
     assert "REGRESSION" in slow.stderr and "gate:1b" in slow.stderr
     assert "decode_tok_s" in slow.stderr
+
+
+def test_bad_output_path_refused_before_running(ollama_server, tmp_path):
+    p = run(["--batch", "-m", f"ollama:smollm-fake:135m@{ollama_server.url}", "--no-store",
+             "--json", str(tmp_path / "missing" / "runs.json")], tmp_path)
+    assert p.returncode == 2
+    assert "--json" in p.stderr and "does not exist" in p.stderr
+    assert not ollama_server.generations()  # nothing ran, nothing was lost
+
+
+def test_hostile_server_text_never_reaches_the_terminal(ollama_server, tmp_path):
+    """A server's error text (and a model name) is untrusted: no escape sequence of it may reach
+    stdout or stderr, where the user's terminal would act on it."""
+    evil = "boom \x1b]52;c;ZXZpbA==\x07\x1b[2J gone"
+    ollama_server.add_model(FakeModel("evil:1b", fault="error_midstream", fault_after=2,
+                                      error_message=evil))
+    p = run(["--batch", "-m", f"ollama:evil:1b@{ollama_server.url}", "-n", "1", "--warmup", "0",
+             "--no-store"], tmp_path)
+    assert p.returncode == 1
+    assert "boom" in p.stderr and "gone" in p.stderr  # the sentence is still there...
+    assert "\x1b" not in p.stderr and "\x1b" not in p.stdout  # ...without its escapes
+    assert "\x07" not in p.stderr

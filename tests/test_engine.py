@@ -177,3 +177,46 @@ async def test_run_started_carries_ids(ollama_server):
     fin = await Engine(plan_for(spec(ollama_server, "smollm-fake:135m")),
                        on_event=lambda e: isinstance(e, RunStarted) and seen.append(e)).run()
     assert seen[0].run_id == fin.records[0].id and seen[0].session_id == fin.session_id
+
+
+async def test_model_failing_midway_skips_the_rest_and_progress_stays_in_bounds(ollama_server):
+    ollama_server.add_model(FakeModel("flaky:1b"))
+    seen = []
+
+    def on_event(e):
+        seen.append(e)
+        if isinstance(e, RunFinished) and e.index == 2:
+            ollama_server.models.pop("flaky:1b")  # gone from the server after two runs
+
+    fin = await Engine(plan_for(spec(ollama_server, "flaky:1b"),
+                                spec(ollama_server, "smollm-fake:135m"), repetitions=4),
+                       on_event=on_event).run()
+    flaky = [r for r in fin.records if r.model == "flaky:1b"]
+    assert [r.status for r in flaky] == ["ok", "ok", "error"]
+    assert "not found" in flaky[-1].error
+    finished = [e for e in seen if isinstance(e, RunFinished)]
+    total = finished[0].total_runs
+    assert total == 8
+    assert all(e.index <= total for e in finished)
+    assert finished[-1].index == total  # the other model's 4 runs end the count exactly
+
+
+async def test_error_runs_share_the_group_of_the_models_good_runs(ollama_server):
+    ollama_server.add_model(FakeModel("half:1b", fault="stall", fault_after=1))
+    fin = await Engine(plan_for(spec(ollama_server, "half:1b"), repetitions=1,
+                                stall_timeout_s=0.3)).run()
+    (rec,) = fin.records
+    assert rec.status == "timeout"
+    assert rec.host == ollama_server.url  # the resolved host, not the spec's None
+    assert fin.groups[0].n_runs == 1 and fin.groups[0].n_ok == 0
+
+
+async def test_a_failing_event_consumer_never_fails_a_run(ollama_server):
+    def on_event(e):
+        if isinstance(e, ChunkReceived):
+            raise BrokenPipeError("stdout closed")
+
+    fin = await Engine(plan_for(spec(ollama_server, "smollm-fake:135m")),
+                       on_event=on_event).run()
+    assert [r.status for r in fin.records] == ["ok"]
+    assert fin.records[0].tokens.output > 2

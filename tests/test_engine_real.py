@@ -39,3 +39,15 @@ async def test_openai_server_and_embedded_through_the_engine(llama_server, monke
     # Greedy decoding of the same model file: the same words on both paths.
     assert embedded[0].response.split()[:5] == served[0].response.split()[:5]
     assert len(fin.groups) == 2
+
+
+async def test_cold_run_on_a_server_that_cannot_unload_is_not_run_warm(llama_server):
+    """OpenAI-compatible servers have no unload: the cold run is stored as an error saying so,
+    never as a warm run marked cold."""
+    plan = Plan(models=[ModelSpec.parse(f"openai:smollm@{llama_server}")], prompts=PROMPT,
+                options=GREEDY, repetitions=1, warmup=0, cold=1, ttft_timeout_s=120)
+    fin = await Engine(plan).run()
+    cold, warm = fin.records
+    assert cold.cold and cold.status == "error" and "unload" in cold.error
+    assert cold.response == "" and cold.timings.ttft_s is None
+    assert not warm.cold and warm.status == "ok"

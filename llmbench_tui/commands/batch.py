@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from ..engine.report import footnotes, render_markdown, render_text, summary_tab
 from ..engine.runner import Engine, Plan
 from ..schema import ModelSpec, Options, PromptSpec, Suite
 from ..suite import SuiteError, load_suite
+from ..ui.safe_text import strip_controls as clean
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REGRESSION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -116,7 +118,8 @@ class Progress:
         bar = "█" * filled + "░" * (width - filled)
         kind = "warm-up" if ev.warmup else "cold" if ev.cold else f"rep {ev.repetition + 1}"
         chunks = sum(self._chunks.values())
-        text = f"[{bar}] {done}/{ev.total_runs} {ev.model} {ev.prompt_id} {kind}: {chunks} chunks"
+        text = (f"[{bar}] {done}/{ev.total_runs} {clean(ev.model)} {clean(ev.prompt_id)} {kind}: "
+                f"{chunks} chunks")
         self.stream.write("\r\x1b[2K" + text[:200])
         self.stream.flush()
 
@@ -130,9 +133,9 @@ class Progress:
             figures += f" {r.timings.decode_tok_s:.1f} tok/s"
         if r.tokens.output is not None:
             figures += f" {r.tokens.output} tokens"
-        err = f": {r.error}" if r.error else ""
-        line = (f"[{event.index}/{event.total_runs}] {r.model_spec} {r.prompt_id} {kind} "
-                f"{r.status}{figures}{err}")
+        err = f": {clean(r.error)}" if r.error else ""
+        line = (f"[{event.index}/{event.total_runs}] {clean(r.model_spec or r.model)} "
+                f"{clean(r.prompt_id or '')} {kind} {r.status}{figures}{err}")
         if self.tty:
             self.stream.write("\r\x1b[2K")
         self.stream.write(line + "\n")
@@ -193,7 +196,7 @@ def _write_outputs(args: argparse.Namespace, finished: SessionFinished, rows: li
 
         write_export(records, "csv", args.csv)
     if args.markdown:
-        notes = footnotes(finished.groups)
+        notes = [clean(n) for n in footnotes(finished.groups)]
         text = render_markdown(rows) + "\n"
         if notes:
             text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
@@ -209,16 +212,34 @@ def _gate(args: argparse.Namespace, finished: SessionFinished, store: Any) -> in
     current = [r.to_json() for r in finished.records]
     violations = evaluate_gate(current, baseline, rules)
     for v in violations:
-        print(f"REGRESSION: {v.sentence}", file=sys.stderr)
+        print(f"REGRESSION: {clean(v.sentence)}", file=sys.stderr)
     if not violations:
         print(f"regression gate passed against {args.baseline} "
               f"({len(rules)} rule{'s' if len(rules) != 1 else ''})", file=sys.stderr)
     return EXIT_REGRESSION if violations else EXIT_OK
 
 
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Refuse unwritable --json/--csv/--markdown paths before running, not after: with
+    --no-store those files are the only copy of the results."""
+    for flag in ("json", "csv", "markdown"):
+        raw = getattr(args, flag)
+        if not raw:
+            continue
+        path = Path(raw)
+        parent = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise UsageError(f"--{flag} {raw}: is a folder, not a file")
+        if not parent.is_dir():
+            raise UsageError(f"--{flag} {raw}: the folder {parent} does not exist")
+        if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise UsageError(f"--{flag} {raw}: not writable")
+
+
 def run_batch(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="llmbench: %(message)s")
     try:
+        check_output_paths(args)
         plan = build_plan(args)
         if args.fail_if and not args.baseline:
             raise UsageError("--fail-if needs --baseline SESSION_OR_FILE")
@@ -245,16 +266,20 @@ def run_batch(args: argparse.Namespace) -> int:
             hub.stop()
         if store is not None:
             store.close()  # folds the journal into history.json
-    rows = summary_table(finished.groups)
+    rows = [[clean(c) for c in row] for row in summary_table(finished.groups)]
     print(render_text(rows))
     for note in footnotes(finished.groups):
-        print(note)
+        print(clean(note))
     print(f"session {finished.session_id}"
           + ("" if store is None else f" stored in {db_path(args.data_dir)}"))
     if not finished.stored:
         print("llmbench: some runs could not be stored in the database (see messages above); "
               "use --json to keep them", file=sys.stderr)
-    _write_outputs(args, finished, rows)
+    try:
+        _write_outputs(args, finished, rows)
+    except OSError as exc:
+        print(f"llmbench: could not write the results file: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     if finished.cancelled:
         return EXIT_INTERRUPTED
     code = EXIT_OK if all(r.status == "ok" for r in finished.records) else EXIT_FAILED

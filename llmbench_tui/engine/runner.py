@@ -17,6 +17,7 @@ error run with the backend's sentence, and its remaining runs are skipped; the o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -169,17 +170,18 @@ class Engine:
     async def run(self) -> SessionFinished:
         plan = self.plan
         total = plan.total_runs()
-        self.on_event(SessionStarted(self.session_id, total, [m.label for m in plan.models]))
+        self._emit(SessionStarted(self.session_id, total, [m.label for m in plan.models]))
         try:
             await self._start_session()
             for spec in plan.models:
                 if self._cancelled:
                     break
+                before = self._index
                 try:
                     await self._run_model(spec)
                 except _ModelFailed:
-                    skipped = plan.runs_per_model() - 1
-                    self._index += skipped
+                    # The model's remaining runs are skipped: count them as done for progress.
+                    self._index = before + plan.runs_per_model()
         finally:
             if self._own_pool:
                 await self.pool.aclose()
@@ -190,8 +192,16 @@ class Engine:
             self._stored,
             summarize(self.records),
         )
-        self.on_event(finished)
+        self._emit(finished)
         return finished
+
+    def _emit(self, event: Event) -> None:
+        """Publish to the consumer; its bugs (a closed pipe under ``| head``, a widget error)
+        must never turn into a failed run."""
+        try:
+            self.on_event(event)
+        except Exception:
+            log.exception("the event consumer failed on %s", type(event).__name__)
 
     async def _start_session(self) -> None:
         env: dict[str, Any] = {}
@@ -216,9 +226,9 @@ class Engine:
         for i in range(plan.cold):
             if self._cancelled:
                 return
-            prompt = plan.prompts[i % len(plan.prompts)]
-            await self._unload(spec, prompt)
-            await self._round([_Slot(spec, prompt, i, cold=True)])
+            slot = _Slot(spec, plan.prompts[i % len(plan.prompts)], i, cold=True)
+            if await self._unload(slot):
+                await self._round([slot])
         for i in range(plan.warmup):
             if self._cancelled:
                 return
@@ -230,15 +240,18 @@ class Engine:
                 slots = [_Slot(spec, prompt, rep, stream=s) for s in range(plan.concurrency)]
                 await self._round(slots)
 
-    async def _unload(self, spec: ModelSpec, prompt: PromptSpec) -> None:
-        """Unload before a cold run; a backend that cannot unload fails the cold run clearly."""
+    async def _unload(self, slot: _Slot) -> bool:
+        """Unload before a cold run. When the backend cannot (OpenAI-compatible servers have
+        no unload), the cold run is stored as an error with that sentence and not run at all:
+        running it would store a warm run marked cold."""
         try:
-            await self.pool.for_spec(spec).unload(spec)
+            await self.pool.for_spec(slot.spec).unload(slot.spec)
         except BackendError as exc:
-            rec = self._error_record(_Slot(spec, prompt, 0, cold=True), exc)
-            await self._finish(rec, None)
+            await self._finish(self._error_record(slot, exc), None)
             if isinstance(exc, Unreachable | ModelNotFound):
                 raise _ModelFailed from exc
+            return False
+        return True
 
     async def _round(self, slots: list[_Slot]) -> None:
         """Run the slots' streams at once; aggregate throughput when there are several."""
@@ -262,7 +275,7 @@ class Engine:
         self._index += 1
         await self._store_call("add_run", rec.to_json(), series)
         self.records.append(rec)
-        self.on_event(RunFinished(rec, self._index, self.plan.total_runs()))
+        self._emit(RunFinished(rec, self._index, self.plan.total_runs()))
 
     async def _store_call(self, method: str, *args: Any) -> None:
         """Store writes run on a thread (they fsync); a failure is logged, never fatal: the
@@ -281,7 +294,7 @@ class Engine:
         plan = self.plan
         run_id = uuid.uuid4().hex
         spec, prompt = slot.spec, slot.prompt
-        self.on_event(
+        self._emit(
             RunStarted(
                 run_id,
                 self.session_id,
@@ -295,9 +308,7 @@ class Engine:
                 plan.total_runs(),
             )
         )
-        options = plan.options
-        if prompt.system is not None:
-            options = options.merged(Options(system=prompt.system))
+        options = self._options_for(prompt)
         started_at = _utc_now()
         try:
             backend = self.pool.for_spec(spec)
@@ -342,22 +353,13 @@ class Engine:
                 output=len(arrivals.times),
                 source="client",
             )
-        rec = RunRecord(
-            id=run_id,
-            session_id=self.session_id,
-            started_at=started_at,
-            model=_model_name(spec),
-            model_spec=spec.label,
-            backend=spec.backend,
+        rec = self._record(
+            slot,
+            run_id,
+            started_at,
             host=backend.host,
-            prompt_id=prompt.id,
-            prompt=prompt.text,
-            system=options.system,
             options=effective,
-            repetition=slot.repetition,
-            warmup=slot.warmup,
-            cold=slot.cold,
-            concurrency=plan.concurrency if not (slot.warmup or slot.cold) else 1,
+            system=options.system,
             status=status,
             error=error,
             response=arrivals.response,
@@ -365,7 +367,6 @@ class Engine:
             tokens=tokens,
             timings=client_timings(arrivals, t_last, tokens.output),
             server=final.server if final else None,
-            tags=sorted({*plan.tags, *prompt.tags}),
         )
         if final is not None and final.done_reason:
             rec.done_reason = final.done_reason
@@ -397,7 +398,7 @@ class Engine:
         plan = self.plan
         loop = asyncio.get_running_loop()
         ttft, stall = plan.ttft_timeout_s, plan.stall_timeout_s
-        emit = self.on_event
+        emit = self._emit
         final: FinalChunk | None = None
         add = arrivals.add
         try:
@@ -422,6 +423,8 @@ class Engine:
                     else:
                         final = item
         except TimeoutError:
+            if not deadline.expired():  # raised inside the backend, not our deadline
+                raise BackendError("the backend timed out (its own limit)") from None
             if arrivals.times:
                 raise BackendTimeout(
                     f"no new chunk for {stall:g} s after {len(arrivals.times)} chunks "
@@ -434,6 +437,33 @@ class Engine:
             raise BackendError("the stream ended without its final chunk")
         return final
 
+    def _options_for(self, prompt: PromptSpec) -> Options:
+        """The plan's options with the prompt's own system prompt, if it has one."""
+        if prompt.system is None:
+            return self.plan.options
+        return self.plan.options.merged(Options(system=prompt.system))
+
+    def _record(self, slot: _Slot, run_id: str, started_at: str, **fields: Any) -> RunRecord:
+        """The one place a run record is built, so error runs land in the same statistics group
+        (host, options, concurrency) as the model's successful runs."""
+        spec, prompt = slot.spec, slot.prompt
+        return RunRecord(
+            id=run_id,
+            session_id=self.session_id,
+            started_at=started_at,
+            model=_model_name(spec),
+            model_spec=spec.label,
+            backend=spec.backend,
+            prompt_id=prompt.id,
+            prompt=prompt.text,
+            repetition=slot.repetition,
+            warmup=slot.warmup,
+            cold=slot.cold,
+            concurrency=self.plan.concurrency if not (slot.warmup or slot.cold) else 1,
+            tags=sorted({*self.plan.tags, *prompt.tags}),
+            **fields,
+        )
+
     def _error_record(
         self,
         slot: _Slot,
@@ -442,26 +472,22 @@ class Engine:
         run_id: str | None = None,
         started_at: str | None = None,
     ) -> RunRecord:
-        spec = slot.spec
-        return RunRecord(
-            id=run_id or uuid.uuid4().hex,
-            session_id=self.session_id,
-            started_at=started_at or _utc_now(),
-            model=_model_name(spec),
-            model_spec=spec.label,
-            backend=spec.backend,
-            host=spec.host,
-            prompt_id=slot.prompt.id,
-            prompt=slot.prompt.text,
-            system=self.plan.options.system,
-            options=self.plan.options.model_dump(exclude_none=True),
-            repetition=slot.repetition,
-            warmup=slot.warmup,
-            cold=slot.cold,
-            concurrency=1,
+        options = self._options_for(slot.prompt)
+        host, effective = slot.spec.host, options.model_dump(exclude_none=True)
+        # As much context as the backend can still give (it may be the thing that failed).
+        with contextlib.suppress(BackendError):
+            backend = self.pool.for_spec(slot.spec)
+            host = backend.host
+            effective = backend.effective_options(slot.spec, options)
+        return self._record(
+            slot,
+            run_id or uuid.uuid4().hex,
+            started_at or _utc_now(),
+            host=host,
+            options=effective,
+            system=options.system,
             status="timeout" if isinstance(exc, BackendTimeout) else "error",
             error=str(exc),
-            tags=sorted({*self.plan.tags, *slot.prompt.tags}),
         )
 
 
