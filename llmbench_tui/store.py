@@ -462,10 +462,6 @@ class Store:
             "give more characters"
         )
 
-    def resolve_run_id(self, id_or_prefix: str) -> str:
-        """The full id of a run given its id or an unambiguous prefix (else StoreError)."""
-        return self._resolve(self._table(RUNS), id_or_prefix, "run")
-
     def get_run(self, id_or_prefix: str) -> dict[str, Any]:
         runs = self._table(RUNS)
         return _copy(runs[self._resolve(runs, id_or_prefix, "run")])

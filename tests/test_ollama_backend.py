@@ -134,9 +134,9 @@ async def test_describe(ollama_backend: OllamaBackend):
     assert info.parameter_count == 1_003_000_000
     assert info.size_bytes == 650_000_000
     assert info.family == "qwen3" and info.quantization == "Q4_K_M"
-    assert info.can_think and "completion" in info.capabilities
+    assert "thinking" in info.capabilities and "completion" in info.capabilities
     assert info.loaded is False
-    assert not (await ollama_backend.describe(SMOL)).can_think
+    assert "thinking" not in (await ollama_backend.describe(SMOL)).capabilities
 
 
 async def test_describe_missing_names_what_exists(ollama_backend: OllamaBackend):

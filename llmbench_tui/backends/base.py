@@ -67,10 +67,6 @@ class ModelInfo:
     loaded: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def can_think(self) -> bool:
-        return "thinking" in self.capabilities
-
 
 class BackendError(Exception):
     """Base of every backend failure; ``str(err)`` is the sentence stored in the run record."""
