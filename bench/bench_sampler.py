@@ -1,11 +1,14 @@
 """What the sampler costs: its own CPU time per sampled second, and its effect on decode speed.
 
-Run: ``python bench/bench_sampler.py [--seconds 10] [--rounds 3] [--tokens 64]``
+Run: ``python bench/bench_sampler.py [--seconds 10] [--rounds 3] [--tokens 64] [--runs 40]``
 
 1. CPU cost: a ``Sampler`` watching this process runs at 4 Hz and at 20 Hz for ``--seconds``
    each while the main thread sleeps; the sampler thread's own CPU clock
    (``pthread_getcpuclockid``) gives CPU seconds per wall second — i.e. the fraction of one core.
-2. Decode effect: the embedded SmolLM2 generates ``--tokens`` tokens, alternating without and
+2. Closing-sample wait: every run's energy window needs a sample at or after its end, so
+   ``Sampler.span`` wakes the thread for one; ``--runs`` fake runs of 20–300 ms at 4 Hz give the
+   time ``span`` blocks after a run ends (it runs off the event loop, but delays the record).
+3. Decode effect: the embedded SmolLM2 generates ``--tokens`` tokens, alternating without and
    with the 4 Hz sampler, ``--rounds`` times each, in one process; the ratio of the median decode
    rates (with / without) is the sampler's effect. Alternation spreads the machine's own drift
    over both arms.
@@ -46,6 +49,25 @@ def cpu_cost(hz: float, seconds: float) -> tuple[float, int]:
     return (c1 - c0) / (t1 - t0), n1 - n0
 
 
+def closing_waits_ms(runs: int) -> list[float]:
+    """How long ``span`` blocks after each of ``runs`` fake runs (4 Hz sampler, this process)."""
+    sampler = Sampler(0.25, nvml=Nvml(), rapl=Rapl())
+    sampler.watch(ProcessTarget("self"))
+    sampler.start()
+    waits = []
+    try:
+        time.sleep(1.0)
+        for i in range(runs):
+            t0 = time.perf_counter_ns()
+            time.sleep(0.02 + (i * 0.037) % 0.28)  # lengths spread over the 0.25 s grid
+            t1 = time.perf_counter_ns()
+            sampler.span(t0, t1)
+            waits.append((time.perf_counter_ns() - t1) / 1e6)
+    finally:
+        sampler.stop()
+    return waits
+
+
 def decode_rate(llm, tokens: int) -> float:
     """Tokens per second of one greedy generation (wall clock, prompt included)."""
     t = time.perf_counter()
@@ -60,6 +82,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=40)
     args = parser.parse_args()
 
     print(
@@ -73,6 +96,13 @@ def main() -> int:
             f"({cost:.5f} CPU s per sampled s, {n} samples in {args.seconds:.0f} s, "
             f"{cost / hz * 1e3 if hz else 0:.2f} ms CPU per sample)"
         )
+
+    waits = sorted(closing_waits_ms(args.runs))
+    print(
+        f"span() wait after a run ends ({len(waits)} runs, 4 Hz): median "
+        f"{statistics.median(waits):.2f} ms, p90 {waits[int(0.9 * (len(waits) - 1))]:.2f} ms, "
+        f"max {waits[-1]:.2f} ms"
+    )
 
     try:
         import llama_cpp

@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import re
 import socket
+import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from llmbench_tui.backends import BackendPool
@@ -21,9 +24,23 @@ from llmbench_tui.engine.environment import (
     file_sha256,
     git_revision,
 )
-from llmbench_tui.engine.nvml import Nvml
+from llmbench_tui.engine.nvml import MIB, Nvml
 from llmbench_tui.engine.telemetry import TelemetryHub
 from llmbench_tui.schema import ModelSpec
+
+
+def _rapl_packages_here() -> list[str]:
+    """The RAPL package zones this user can read, straight from sysfs (not via ``Rapl``)."""
+    names = []
+    for zone in sorted(Path("/sys/class/powercap").glob("intel-rapl:*")):
+        if zone.name.count(":") != 1:  # intel-rapl:0:0 etc. are sub-domains of a package
+            continue
+        try:
+            int((zone / "energy_uj").read_text())
+        except (OSError, ValueError):
+            continue
+        names.append((zone / "name").read_text().strip())
+    return names
 
 
 def _closed_port() -> int:
@@ -52,15 +69,37 @@ async def test_snapshot_machine_software_and_models(
     finally:
         await pool.aclose()
 
-    assert env["os"]["system"] and env["os"]["kernel"]
-    assert env["cpu"]["threads"] == os.cpu_count()
-    assert env["ram_mb"] > 100
-    assert env["python"]["version"].count(".") == 2
+    assert env["os"]["system"] == platform.system() and env["os"]["kernel"] == platform.release()
+    assert env["os"]["machine"] == platform.machine() and env["os"]["hostname"] == platform.node()
+    assert env["cpu"]["threads"] == os.cpu_count() == psutil.cpu_count(logical=True)
+    assert env["cpu"]["cores"] == psutil.cpu_count(logical=False)
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), None
+    )
+    if model:
+        assert env["cpu"]["model"] == model
+    assert env["ram_mb"] == round(psutil.virtual_memory().total / MIB)
+    assert env["swap_mb"] == round(psutil.swap_memory().total / MIB)
+    assert env["python"] == {
+        "version": platform.python_version(),
+        "implementation": sys.implementation.name,
+    }
     assert env["packages"]["llmbench_tui"] and env["packages"]["textual"]
     assert env["packages"]["llama_cpp"]
     assert env["cpu_peak_gb_s"] == 12.5 and env["cpu_peak_source"] == "calibration"
-    assert env["rapl"]["readable"] in (True, False)
-    assert isinstance(env["gpus"], list)
+    rapl_here = _rapl_packages_here()
+    assert env["rapl"] == {"readable": bool(rapl_here), "domains": rapl_here}
+    nvml_here = Nvml()  # this machine's NVML, opened independently of the hub's
+    gpus_here = nvml_here.open()
+    nvml_here.close()
+    if not gpus_here:  # NVML absent (no library, driver or GPU): no GPU section at all
+        assert env["gpus"] == [] and env["gpu_driver"] is None
+    else:
+        assert [(g["index"], g["name"]) for g in env["gpus"]] == [
+            (g.index, g.name) for g in gpus_here
+        ]
+        assert env["gpu_driver"]
     json.dumps(env)  # stored as-is by the store: must be plain JSON
 
     embedded = env["models"]["embedded"]

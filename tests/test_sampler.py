@@ -78,8 +78,25 @@ def test_short_run_still_gets_one_point(hub: TelemetryHub) -> None:
     t1 = t0 + 1_000  # a 1 µs "run": no tick can fall inside it
     summary, series = hub.run_window(t0, t1)
     assert summary["samples"] == 1
-    assert series["t_s"][0] >= 0  # the extra sample was taken after the run ended
+    assert series["t_s"][0] >= (t1 - t0) / 1e9  # the extra sample was taken after the run ended
     assert summary["cpu_pct"] is not None
+
+
+def test_span_brackets_the_run(hub: TelemetryHub) -> None:
+    """The energy figures need a sample at or before the run's start and one at or after its
+    end; a run that has just ended gets its closing sample taken on demand."""
+    assert _wait_for(lambda: hub.sampler.latest() is not None)
+    t0 = time.perf_counter_ns()
+    time.sleep(0.25)
+    t1 = time.perf_counter_ns()
+    span = hub.sampler.span(t0, t1)
+    times = [s.t_ns for s in span]
+    assert times == sorted(set(times))
+    assert times[0] <= t0 < times[1]  # exactly one sample at or before the start
+    assert times[-2] <= t1 <= times[-1]  # exactly one at or after the end
+    assert [s for s in span if t0 <= s.t_ns <= t1] == hub.sampler.window(t0, t1)
+    assert len(span) == len(hub.sampler.window(t0, t1)) + 2
+    assert hub.sampler.sample_after(t1) == span[-1]  # already in the ring: no new sample
 
 
 def test_ring_reads(hub: TelemetryHub) -> None:
@@ -93,7 +110,8 @@ def test_ring_reads(hub: TelemetryHub) -> None:
     assert all(0 <= c <= 100 for c in latest.per_core_pct)
     mid = history[len(history) // 2]
     assert hub.sampler.window(mid.t_ns, mid.t_ns) == [mid]
-    assert hub.sampler.before(mid.t_ns).t_ns < mid.t_ns
+    assert hub.sampler.at_or_before(mid.t_ns) == mid
+    assert hub.sampler.at_or_before(mid.t_ns - 1).t_ns < mid.t_ns
 
 
 def test_watch_pid_then_process_vanishes() -> None:

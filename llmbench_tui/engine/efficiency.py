@@ -1,10 +1,14 @@
 """Derived efficiency figures (METRICS.md, "Efficiency") and the telemetry warnings of a run.
 
 Energy comes from hardware counters — NVML's total-energy counter per GPU, Linux RAPL's
-``energy_uj`` per CPU package — because a counter delta is exact where integrating sampled power
-misses every spike between two samples; integration is only the fallback for GPUs without the
-counter. Memory bandwidth is the figure that bounds decode speed: every generated token reads the
-whole model once, so ``model_bytes × decode_tok_s`` is the bandwidth achieved and
+``energy_uj`` per CPU package — because a counter's growth between two readings is exact where
+integrating sampled power misses every spike between two samples; integration is only the fallback
+for GPUs without the counter. A run's edges fall between readings, so both methods estimate the
+counter (or power) at the run's first and last instant from the readings around them
+(``counter_between``, ``power_between``).
+
+Memory bandwidth is the figure that bounds decode speed: every generated token reads the whole
+model once, so ``model_bytes × decode_tok_s`` is the bandwidth achieved and
 ``peak_gb_s / model_bytes`` the fastest decode the hardware could ever give.
 """
 
@@ -70,12 +74,25 @@ class Rapl:
         """One counter value (µJ) per package; ``None`` for a counter that failed this time."""
         return tuple(_read_int(d.energy_path) for d in self.domains)
 
-    def energy_j(self, readings: Sequence[tuple[int | None, ...]]) -> float | None:
-        """Energy over consecutive readings, summed over packages, wraparound handled."""
+    def energy_j(
+        self,
+        times_s: Sequence[float],
+        readings: Sequence[tuple[int | None, ...] | None],
+        t0: float,
+        t1: float,
+    ) -> float | None:
+        """Energy (J) over ``[t0, t1]``, summed over packages, from readings taken at ``times_s``.
+
+        See ``counter_between``: the readings must bracket both ends; wraparound is handled.
+        """
         total = 0.0
         for i, domain in enumerate(self.domains):
-            values = [r[i] for r in readings if i < len(r) and r[i] is not None]
-            delta = counter_delta(values, domain.max_range_uj)
+            points = [
+                (t, float(r[i]))
+                for t, r in zip(times_s, readings, strict=True)
+                if r is not None and i < len(r) and r[i] is not None
+            ]
+            delta = counter_between(points, t0, t1, domain.max_range_uj)
             if delta is None:
                 return None
             total += delta / 1e6
@@ -89,36 +106,86 @@ def _read_int(path: Path) -> int | None:
         return None
 
 
-def counter_delta(values: Sequence[float], wrap: float | None = None) -> float | None:
-    """Growth of a monotonic counter over consecutive readings.
+def _bracket(
+    points: Sequence[tuple[float, float]], t0: float, t1: float
+) -> list[tuple[float, float]]:
+    """The points from the last at or before ``t0`` to the first at or after ``t1``.
 
-    Summing step by step (rather than last − first) survives several wraps in a long run. A
-    backwards step is a wrap when the range is known (``wrap``: the value at which it wraps to 0);
-    otherwise the counter was reset and the delta cannot be known.
+    ``[]`` when either end is not bracketed: the run began before the first sample, or no sample
+    followed its end.
     """
-    if len(values) < 2:
+    lo = max((i for i, (t, _) in enumerate(points) if t <= t0), default=None)
+    hi = min((i for i, (t, _) in enumerate(points) if t >= t1), default=None)
+    if lo is None or hi is None or t1 < t0:
+        return []
+    return list(points[lo : hi + 1])
+
+
+def _at(points: Sequence[tuple[float, float]], t: float) -> float:
+    """The piecewise-linear function through ``points`` (sorted, bracketing ``t``) at ``t``."""
+    for (ta, va), (tb, vb) in itertools.pairwise(points):
+        if ta <= t <= tb:
+            return va if tb == ta else va + (vb - va) * (t - ta) / (tb - ta)
+    return points[0][1]  # a single point, exactly at t
+
+
+def counter_between(
+    points: Sequence[tuple[float, float]], t0: float, t1: float, wrap: float | None = None
+) -> float | None:
+    """Growth of a cumulative counter from instant ``t0`` to instant ``t1`` (METRICS: end − start).
+
+    ``points`` are ``(time, counter value)`` readings in time order. Samples fall on a grid, not on
+    the run's edges, so the counter's value AT ``t0`` and AT ``t1`` is estimated by linear
+    interpolation between the two readings bracketing each instant, and the run's energy is the
+    difference. Taking the readings themselves instead would count whatever the machine spent
+    between the sample before the run and its start (and after its end): for a 50 ms run inside a
+    0.25 s interval, five times the run's energy.
+
+    Error bound: the counter is monotonic, so its true value at ``t0`` lies between the two
+    bracketing readings; the estimate at each end is off by at most the energy of that bracketing
+    interval (in fact by at most ``max(f, 1 − f)`` of it, ``f`` the fraction of the interval before
+    the instant), and by nothing when power was constant over it. So the result is exact up to
+    ±(energy of the bracketing interval at each end) — at 0.25 s sampling, ±0.25 s × the power at
+    the run's edges. A counter that itself updates in steps (RAPL ~1 ms, NVML every few tens of ms)
+    stays within the same bound, since a step is still growth inside the bracket.
+
+    The growth is summed reading by reading (rather than last − first) so that wraps survive: a
+    backwards step is a wrap when the range is known (``wrap``: the value at which it returns to
+    0); otherwise the counter was reset and the growth cannot be known (``None``). ``None`` too
+    when the readings do not bracket both instants.
+    """
+    span = _bracket(points, t0, t1)
+    if not span:
         return None
-    total = 0.0
-    for a, b in itertools.pairwise(values):
+    unwrapped, total = [(span[0][0], 0.0)], 0.0
+    for (_, a), (t, b) in itertools.pairwise(span):
         step = b - a
         if step < 0:
             if not wrap:
                 return None
             step += wrap
         total += step
-    return total
+        unwrapped.append((t, total))
+    return _at(unwrapped, t1) - _at(unwrapped, t0)
 
 
-def integrate_power(times_s: Sequence[float], watts: Sequence[float | None]) -> float | None:
-    """Trapezoidal energy (J) from sampled power; gaps (``None``) break the sum into pieces."""
-    total, have = 0.0, False
-    for i in range(1, len(times_s)):
-        a, b = watts[i - 1], watts[i]
-        if a is None or b is None:
-            continue
-        total += (a + b) / 2 * (times_s[i] - times_s[i - 1])
-        have = True
-    return total if have else None
+def power_between(
+    points: Sequence[tuple[float, float | None]], t0: float, t1: float
+) -> float | None:
+    """Energy (J) over ``[t0, t1]`` from sampled power (W): the fallback without a counter.
+
+    Power is taken as linear between readings (a missing reading is bridged by its neighbours)
+    and integrated exactly over ``[t0, t1]`` only: the bracketing segments are clipped at ``t0``
+    and ``t1`` (trapezoids whose outer heights are the interpolated power there). Unlike a counter
+    this misses any spike between two readings; its error is bounded only by how far power
+    strays from a straight line within each interval. ``None`` when the known readings do not
+    bracket both instants.
+    """
+    span = _bracket([(t, w) for t, w in points if w is not None], t0, t1)
+    if not span:
+        return None
+    edges = [t0, *(t for t, _ in span if t0 < t < t1), t1]
+    return sum((_at(span, a) + _at(span, b)) / 2 * (b - a) for a, b in itertools.pairwise(edges))
 
 
 def cpu_peak_gb_s(data_dir: Path | None) -> tuple[float | None, str | None]:

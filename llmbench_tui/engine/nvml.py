@@ -125,12 +125,33 @@ class Nvml:
         self.open()
         return self._driver
 
-    def read(self) -> list[GpuReading]:
-        """Read every GPU now (one list entry per GPU, in index order)."""
-        self.open()
-        return [self._read_one(i, h) for i, h in enumerate(self._handles)]
+    def read_energy(self) -> list[float | None]:
+        """Every GPU's total-energy counter (mJ) now, in index order, and nothing else.
 
-    def _read_one(self, index: int, handle: Any) -> GpuReading:
+        Read apart from the other values so that the sampler can stamp the counters with the
+        instant they were read: a run's energy is interpolated at its edges from these readings,
+        and a whole ``read`` of several GPUs spans milliseconds.
+        """
+        self.open()
+        lib = self._lib
+        return [
+            self._query(lambda h=h: float(lib.nvmlDeviceGetTotalEnergyConsumption(h)))
+            for h in self._handles
+        ]
+
+    def read(self, energy_mj: list[float | None] | None = None) -> list[GpuReading]:
+        """Read every GPU now (one list entry per GPU, in index order).
+
+        ``energy_mj``: counters already read by ``read_energy`` for this same instant.
+        """
+        self.open()
+        energy = energy_mj if energy_mj is not None else self.read_energy()
+        return [
+            self._read_one(i, h, energy[i] if i < len(energy) else None)
+            for i, h in enumerate(self._handles)
+        ]
+
+    def _read_one(self, index: int, handle: Any, energy_mj: float | None) -> GpuReading:
         lib = self._lib
         q = self._query
         util = q(lambda: lib.nvmlDeviceGetUtilizationRates(handle))
@@ -142,7 +163,7 @@ class Nvml:
             mem_used_mb=mem.used / MIB if mem is not None else None,
             mem_total_mb=mem.total / MIB if mem is not None else None,
             power_w=power_mw / 1000.0 if power_mw is not None else None,
-            energy_mj=q(lambda: float(lib.nvmlDeviceGetTotalEnergyConsumption(handle))),
+            energy_mj=energy_mj,
             temp_c=q(lambda: float(lib.nvmlDeviceGetTemperature(handle, lib.NVML_TEMPERATURE_GPU))),
             sm_clock_mhz=q(lambda: float(lib.nvmlDeviceGetClockInfo(handle, lib.NVML_CLOCK_SM))),
             mem_clock_mhz=q(lambda: float(lib.nvmlDeviceGetClockInfo(handle, lib.NVML_CLOCK_MEM))),

@@ -8,7 +8,8 @@ driver calls, RAPL's sysfs reads — happens on this thread, never on the event 
 Each sample's percentages are averages over the interval that *ends* at the sample's instant
 (they are counter deltas), which is why a run's window is the samples inside ``[t0, t1]`` plus,
 for a run shorter than one interval, one extra sample taken right after ``t1`` (see
-``window_or_sample``).
+``sample_after``). Energy needs the readings on both sides of each edge of the run, so ``span``
+also returns the last sample at or before ``t0`` and the first at or after ``t1``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ PROCESS_REFRESH_S = 2.0
 @dataclass(frozen=True, slots=True)
 class Sample:
     """One instant of machine state; ``t_ns`` is ``time.perf_counter_ns()``.
+
+    ``t_ns`` is the midpoint of the energy-counter reads (RAPL, then NVML's energy counters, read
+    back to back), since a run's energy is interpolated between samples by this instant; the
+    other values are read just before (psutil) or after (the rest of NVML) it.
 
     ``proc_*`` are summed over the watched processes (``None`` when none is watched or readable);
     ``proc_cpu_pct`` is in "percent of one core" and so can exceed 100.
@@ -246,19 +251,35 @@ class Sampler:
         with self._cond:
             return [s for s in self._ring if t0_ns <= s.t_ns <= t1_ns]
 
-    def before(self, t_ns: int) -> Sample | None:
-        """The last sample strictly before ``t_ns`` (the start of the first in-window interval)."""
+    def at_or_before(self, t_ns: int) -> Sample | None:
+        """The last sample taken at or before ``t_ns``."""
         with self._cond:
-            prior = [s for s in self._ring if s.t_ns < t_ns]
+            prior = [s for s in self._ring if s.t_ns <= t_ns]
         return prior[-1] if prior else None
 
+    def span(self, t0_ns: int, t1_ns: int) -> list[Sample]:
+        """The samples that cover ``[t0_ns, t1_ns]``, oldest first: the last one at or before
+        ``t0_ns`` (if the ring still holds one), every one inside, and the first at or after
+        ``t1_ns`` — taken now by ``sample_after`` when the run has only just ended.
+
+        May block for one sample; call it off the event loop.
+        """
+        start, after = self.at_or_before(t0_ns), self.sample_after(t1_ns)
+        found = {s.t_ns: s for s in (start, *self.window(t0_ns, t1_ns), after) if s is not None}
+        return [found[t] for t in sorted(found)]
+
     def sample_after(self, t_ns: int, timeout_s: float | None = None) -> Sample | None:
-        """Wake the thread for an immediate sample and wait for one taken at or after ``t_ns``.
+        """The first sample taken at or after ``t_ns``: from the ring when there is one, else
+        wake the thread for an immediate sample and wait for it (``None`` if the thread is not
+        running or the wait times out).
 
         Blocks for about one ``/proc`` round trip; call it off the event loop.
         """
         if timeout_s is None:
             timeout_s = max(1.0, 2 * self.interval_s)
+        with self._cond:
+            if self._ring and self._ring[-1].t_ns >= t_ns:
+                return next(s for s in self._ring if s.t_ns >= t_ns)
         if not (self._thread and self._thread.is_alive()):
             return None
         self._wake.set()
@@ -319,19 +340,24 @@ class Sampler:
         self._prev_times = times
         proc_cpu, proc_rss, nprocs = self._procs.read(just_primed)
         vm, sw = psutil.virtual_memory(), psutil.swap_memory()
+        freq = _cpu_freq()
+        before = time.perf_counter_ns()
+        rapl = self._rapl.read() if self._rapl.readable else None
+        gpu_energy = self._nvml.read_energy()
+        t_ns = (before + time.perf_counter_ns()) // 2
         return Sample(
-            t_ns=time.perf_counter_ns(),
+            t_ns=t_ns,
             cpu_pct=min(100.0, 100.0 * busy_sum / total_sum) if total_sum else 0.0,
             per_core_pct=tuple(per_core),
-            cpu_freq_mhz=_cpu_freq(),
+            cpu_freq_mhz=freq,
             ram_used_mb=(vm.total - vm.available) / MIB,
             ram_available_mb=vm.available / MIB,
             swap_used_mb=sw.used / MIB,
             proc_cpu_pct=proc_cpu,
             proc_rss_mb=proc_rss,
             procs=nprocs,
-            rapl_uj=self._rapl.read() if self._rapl.readable else None,
-            gpus=tuple(self._nvml.read()),
+            rapl_uj=rapl,
+            gpus=tuple(self._nvml.read(gpu_energy)),
         )
 
 

@@ -1,9 +1,13 @@
 """``TelemetryHub``: the sampler, the environment snapshot and the derived figures behind one door.
 
-The engine talks only to the hub (see BRIEF_API "Telemetry"): ``session_environment`` once,
-``watch`` before each run, ``run_window`` and ``derive`` after it. ``run_window`` turns the
-sampler's ring buffer into the record's ``telemetry`` summary (METRICS.md) and the series stored
-apart from the record.
+The engine talks only to the hub, in this order: ``start`` once per process;
+``session_environment`` once per session (the snapshot stored with it); ``watch`` before each run,
+so the serving processes are primed before the run's first tick; after the run, ``run_window``
+with the run's first and last instants (``perf_counter_ns``: the request sent, the last token
+received), called off the event loop, then ``derive`` with the finished record; ``stop`` at exit.
+``run_window`` turns the sampler's ring buffer into the record's ``telemetry`` summary
+(METRICS.md) and the series stored apart from the record; ``derive`` gives the record's
+``efficiency`` and warnings.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 from ..schema import Efficiency, ModelSpec, RunRecord
 from . import efficiency
-from .efficiency import Rapl, counter_delta, integrate_power
+from .efficiency import Rapl, counter_between, power_between
 from .nvml import Nvml
 from .sampler import ProcessTarget, Sample, Sampler
 
@@ -84,20 +88,34 @@ class TelemetryHub:
     def run_window(self, t0_ns: int, t1_ns: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """The record's ``telemetry`` summary and the series for a run that spanned ``[t0, t1]``.
 
-        A run shorter than one interval may contain no tick, so one extra sample is taken right
-        after ``t1`` (its CPU % covers the interval that ends there, i.e. the run); this waits for
-        the sampler thread, so call it via ``asyncio.to_thread`` from the event loop.
+        Waits for one extra sample right after ``t1`` (it brackets the run's end for the energy
+        figures, and is the one point of a run shorter than an interval), so call it via
+        ``asyncio.to_thread`` from the event loop.
         """
-        samples = self.sampler.window(t0_ns, t1_ns)
-        if not samples:
-            extra = self.sampler.sample_after(t1_ns)
-            samples = [extra] if extra else []
-        prior = self.sampler.before(samples[0].t_ns) if samples else None
-        return self._summary(samples, prior), self._series(samples, t0_ns)
+        return self.summarize(self.sampler.span(t0_ns, t1_ns), t0_ns, t1_ns)
 
-    def _summary(self, samples: list[Sample], prior: Sample | None) -> dict[str, Any]:
-        edge = ([prior] if prior else []) + samples  # prior: where the first interval began
-        swap = [s.swap_used_mb for s in edge]
+    def summarize(
+        self, span: list[Sample], t0_ns: int, t1_ns: int
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``run_window`` on given samples (``Sampler.span``: oldest first, covering the run).
+
+        Means and maxima use the samples inside ``[t0, t1]``: each describes the interval ending
+        at it. A run shorter than one interval has none inside, so the first sample after ``t1``
+        stands in (its interval contains the run). Energy is the counter growth from ``t0`` to
+        ``t1`` exactly, interpolated at both edges (``efficiency.counter_between``).
+        """
+        samples = [s for s in span if t0_ns <= s.t_ns <= t1_ns]
+        if not samples:
+            samples = [s for s in span if s.t_ns > t1_ns][:1]
+        return self._summary(span, samples, t0_ns, t1_ns), self._series(samples, t0_ns)
+
+    def _summary(
+        self, span: list[Sample], samples: list[Sample], t0_ns: int, t1_ns: int
+    ) -> dict[str, Any]:
+        start = [s for s in span if s.t_ns <= t0_ns][-1:]  # the machine's state as the run began
+        swap = [s.swap_used_mb for s in start + samples]
+        times = [(s.t_ns - t0_ns) / 1e9 for s in span]  # seconds since t0: the run is [0, end]
+        end = (t1_ns - t0_ns) / 1e9
         summary: dict[str, Any] = {
             "interval_s": self.interval_s,
             "samples": len(samples),
@@ -117,28 +135,27 @@ class TelemetryHub:
         }
         if swap:
             summary["swap_used_mb"] = {**_stats(swap), "delta": round(swap[-1] - swap[0], 3)}
-        if self.rapl.readable and len(edge) >= 2:
-            summary["cpu_energy_j"] = _r(self.rapl.energy_j([s.rapl_uj or () for s in edge]))
+        if self.rapl.readable:
+            energy = self.rapl.energy_j(times, [s.rapl_uj for s in span], 0.0, end)
+            summary["cpu_energy_j"] = _r(energy)
         if samples:
             summary["gpus"] = [
-                self._gpu_summary(i, edge, samples) for i in range(len(samples[-1].gpus))
+                self._gpu_summary(i, times, span, samples, end)
+                for i in range(len(samples[-1].gpus))
             ]
         return summary
 
-    def _gpu_summary(self, i: int, edge: list[Sample], samples: list[Sample]) -> dict[str, Any]:
+    def _gpu_summary(
+        self, i: int, times: list[float], span: list[Sample], samples: list[Sample], end: float
+    ) -> dict[str, Any]:
         reads = [s.gpus[i] for s in samples if i < len(s.gpus)]
-        edge_reads = [(s.t_ns / 1e9, s.gpus[i]) for s in edge if i < len(s.gpus)]
-        energy_mj = [g.energy_mj for _, g in edge_reads]
-        if (
-            all(e is not None for e in energy_mj)
-            and (delta := counter_delta(energy_mj)) is not None
-        ):
+        edge = [(t, s.gpus[i]) for t, s in zip(times, span, strict=True) if i < len(s.gpus)]
+        counter = [(t, g.energy_mj) for t, g in edge if g.energy_mj is not None]
+        energy_j, source = None, None
+        if (delta := counter_between(counter, 0.0, end)) is not None:
             energy_j, source = delta / 1000.0, "counter"
-        else:
-            energy_j = integrate_power(
-                [t for t, _ in edge_reads], [g.power_w for _, g in edge_reads]
-            )
-            source = "power" if energy_j is not None else None
+        elif (joules := power_between([(t, g.power_w) for t, g in edge], 0.0, end)) is not None:
+            energy_j, source = joules, "power"
         return {
             "index": i,
             "name": self._gpu_names.get(i) or self._gpu_name(i),
