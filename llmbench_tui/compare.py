@@ -5,8 +5,14 @@ figure is compared over the *repetitions* on both sides with Welch's t-test (une
 ``p < 0.05`` is reported as a real difference, otherwise as noise. With one run a side there is
 no spread to judge, and the comparison says so instead of guessing.
 
-The gate (``--fail-if "decode_tok_s<-10%"``) compares each model's mean against a baseline and
-reports every threshold crossed, as a sentence naming the model, the figure and the change.
+Figures come from successful runs that are neither warm-up nor cold (``counted``): METRICS.md
+leaves warm-up runs out of statistics and reports cold runs apart, so a model load can never pass
+for a slower warm TTFT. Runs are only ever judged against runs of the same group, as in
+``engine.stats.summarize``: the same model (spec), backend, host, prompt and concurrency.
+
+The gate (``--fail-if "decode_tok_s<-10%"``) compares each group's mean with the same group's mean
+in a baseline and reports every threshold crossed, as a sentence naming the model, the prompt, the
+figure, both means and the change.
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmbench_tui.engine.stats import describe, get_path
 from llmbench_tui.exporting import read_records
 from llmbench_tui.schema import Efficiency, ServerStats, Timings, Tokens
-from llmbench_tui.store import RunQuery, Store, StoreError, get_path
+from llmbench_tui.store import RunQuery, Store, StoreError
+from llmbench_tui.ui.safe_text import strip_controls
 
 SECTIONS = ("timings", "server", "tokens", "efficiency", "quality")
 _ORDER = (
@@ -53,8 +61,38 @@ def figure_path(name: str) -> str:
 
 
 def counted(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The runs statistics use: successful and not warm-up (METRICS.md)."""
-    return [r for r in records if r.get("status") == "ok" and not r.get("warmup")]
+    """The runs figures are taken from: successful, not warm-up (excluded from statistics) and not
+    cold (reported apart: a cold run's TTFT includes the model load)."""
+    return [
+        r for r in records if r.get("status") == "ok" and not r.get("warmup") and not r.get("cold")
+    ]
+
+
+# What makes two runs comparable, named for labels: the group of ``engine.stats.summarize`` less
+# ``cold`` (cold runs are never counted) and ``options`` (a changed option is what a comparison or
+# a gate is there to judge, not a reason to stop comparing).
+GROUP_FIELDS: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
+    ("model", lambda r: _plain(r.get("model_spec") or r.get("model"))),
+    ("prompt", lambda r: _plain(r.get("prompt_id"))),
+    ("backend", lambda r: _plain(r.get("backend"))),
+    ("host", lambda r: _plain(r.get("host"))),
+    ("concurrency", lambda r: _plain(r.get("concurrency") or 1)),
+)
+
+
+def _plain(value: Any) -> Any:
+    """A field usable as a group key: an imported record may hold a list or object anywhere."""
+    return value if isinstance(value, str | int | float | bool | None) else str(value)
+
+
+def run_group(record: dict[str, Any]) -> tuple:
+    """The group a run is judged in: (model spec or name, prompt id, backend, host, concurrency)."""
+    return tuple(get(record) for _, get in GROUP_FIELDS)
+
+
+def _one_line(value: Any) -> str:
+    """Record text (untrusted: imports are arbitrary JSON) made inert and kept on one line."""
+    return " ".join(strip_controls("" if value is None else str(value)).split())
 
 
 def values(records: Iterable[dict[str, Any]], path: str) -> list[float]:
@@ -172,10 +210,11 @@ def _pct(a: float | None, b: float | None) -> float | None:
     return (b - a) / abs(a) * 100.0
 
 
-def _describe(xs: list[float]) -> tuple[float | None, float | None]:
+def _mean_sd(xs: list[float]) -> tuple[float | None, float | None]:
     if not xs:
         return None, None
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else None)
+    stats = describe(xs)
+    return stats.mean, stats.stdev
 
 
 def compare_records(
@@ -183,7 +222,7 @@ def compare_records(
     b: list[dict[str, Any]],
     group_by: Callable[[dict[str, Any]], str] = lambda r: "all",
 ) -> list[FigureDiff]:
-    """Every figure of every group present on either side, A against B."""
+    """Every figure of every group present on either side, A against B (counted runs only)."""
     a, b = counted(a), counted(b)
     groups: dict[str, tuple[list, list]] = {}
     for side, records in ((0, a), (1, b)):
@@ -193,7 +232,7 @@ def compare_records(
     for group, (ga, gb) in groups.items():
         for fig in figures_of(ga + gb):
             xa, xb = values(ga, fig), values(gb, fig)
-            (ma, sa), (mb, sb) = _describe(xa), _describe(xb)
+            (ma, sa), (mb, sb) = _mean_sd(xa), _mean_sd(xb)
             diffs.append(
                 FigureDiff(
                     group, fig, len(xa), len(xb), ma, mb, sa, sb, _pct(ma, mb), welch(xa, xb)
@@ -228,9 +267,10 @@ def resolve_side(store: Store, ref: str) -> Side:
         try:
             if kind == "run":
                 run = store.get_run(ref)
-                return Side("run", run["id"][:12], [run])
+                return Side("run", _one_line(run["id"])[:12], [run])
             sid = store.resolve_session_id(ref)
-            return Side("session", sid[:12], store.query(RunQuery(session_id=sid)))
+            runs = store.query(RunQuery(session_id=sid))
+            return Side("session", _one_line(sid)[:12], runs)
         except StoreError as exc:
             errors.append(str(exc))
     if any("matches" in e for e in errors):
@@ -239,13 +279,32 @@ def resolve_side(store: Store, ref: str) -> Side:
 
 
 def group_key(a: Side, b: Side) -> Callable[[dict[str, Any]], str]:
-    """How to pair runs across the two sides: by model and prompt for sessions, by prompt for
-    models, not at all for two single runs."""
-    if a.kind == b.kind == "session":
-        return lambda r: f"{r.get('model')} / {r.get('prompt_id')}"
-    if "run" in (a.kind, b.kind):
-        return lambda r: "run"
-    return lambda r: str(r.get("prompt_id"))
+    """How to pair runs across the two sides: on every field of ``GROUP_FIELDS`` whose values the
+    two sides share.
+
+    A field with no value in common (model:X against model:Y, two hosts, two concurrency levels)
+    is what the comparison is about, so it is left out of the pairing instead of leaving every
+    group one-sided. The label names the model and prompt, and any other field that varies.
+    """
+    ra, rb = counted(a.records), counted(b.records)
+    shown = []
+    for name, get in GROUP_FIELDS:
+        if not {get(r) for r in ra} & {get(r) for r in rb}:
+            continue
+        if name in ("model", "prompt") or len({get(r) for r in ra + rb}) > 1:
+            shown.append((name, get))
+
+    def key(record: dict[str, Any]) -> str:
+        parts = [_label(name, get(record)) for name, get in shown]
+        return " / ".join(parts) or "all"
+
+    return key
+
+
+def _label(name: str, value: Any) -> str:
+    if name == "concurrency":
+        return f"c={value}"
+    return "-" if value is None else _one_line(value)
 
 
 # -- regression gate ------------------------------------------------------------------------
@@ -281,7 +340,13 @@ def parse_rule(text: str) -> Rule:
 
 @dataclass
 class Violation:
-    model: str
+    """A rule crossed by one group: its mean now against the same group's mean in the baseline."""
+
+    model: str  # model_spec, else model: the fields of ``run_group``, in its order
+    prompt_id: str | None
+    backend: str | None
+    host: str | None
+    concurrency: int
     figure: str
     baseline: float
     current: float
@@ -290,10 +355,25 @@ class Violation:
 
     @property
     def sentence(self) -> str:
+        """One line naming the group, the figure, both means and the change (record text made
+        inert: a baseline file is untrusted)."""
+        model = _one_line(self.model)
+        if self.host and str(self.host) not in model:
+            model += f" @ {_one_line(self.host)}"
+        where = f"{model}, prompt {_label('prompt', self.prompt_id)}"
+        if self.concurrency != 1:
+            where += f", concurrency {_one_line(self.concurrency)}"
         return (
-            f"{self.model}: {self.figure} changed {self.change_pct:+.1f}% "
-            f"(baseline {self.baseline:.4g}, now {self.current:.4g}), crossing {self.rule}"
+            f"{where}: {self.figure} {self.baseline:.4g} → {self.current:.4g} "
+            f"({self.change_pct:+.1f}%), crossing {self.rule}"
         )
+
+
+def _by_group(records: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for record in counted(records):
+        groups.setdefault(run_group(record), []).append(record)
+    return groups
 
 
 def evaluate_gate(
@@ -301,26 +381,36 @@ def evaluate_gate(
     baseline_records: list[dict[str, Any]],
     rules: list[Rule],
 ) -> list[Violation]:
-    """Every rule crossed, per model present on both sides (means of successful, non-warm-up
-    runs; only prompts both sides ran are compared when they share any)."""
-    cur, base = counted(current_records), counted(baseline_records)
+    """Every rule crossed, per group (``run_group``) present on both sides, comparing means of
+    counted runs: a baseline group is only ever compared with the same group now."""
+    base = _by_group(baseline_records)
     violations = []
-    for model in dict.fromkeys(str(r.get("model")) for r in cur):
-        mc = [r for r in cur if str(r.get("model")) == model]
-        mb = [r for r in base if str(r.get("model")) == model]
-        shared = {r.get("prompt_id") for r in mc} & {r.get("prompt_id") for r in mb}
-        if shared:
-            mc = [r for r in mc if r.get("prompt_id") in shared]
-            mb = [r for r in mb if r.get("prompt_id") in shared]
+    for group, now_runs in _by_group(current_records).items():
+        then_runs = base.get(group)
+        if not then_runs:
+            continue
         for rule in rules:
-            xc, xb = values(mc, rule.path), values(mb, rule.path)
+            xc, xb = values(now_runs, rule.path), values(then_runs, rule.path)
             if not xc or not xb:
                 continue
-            now, then = statistics.fmean(xc), statistics.fmean(xb)
+            now, then = describe(xc).mean, describe(xb).mean
             change = _pct(then, now)
             if change is not None and rule.crossed(change):
-                violations.append(Violation(model, rule.figure, then, now, change, rule.text))
+                violations.append(Violation(*group, rule.figure, then, now, change, rule.text))
     return violations
+
+
+def ungated(
+    current_records: list[dict[str, Any]], baseline_records: list[dict[str, Any]]
+) -> list[str]:
+    """Labels of the groups run now that the baseline has no counted runs of: the gate cannot
+    judge them, and a gate that silently judged nothing would pass any regression."""
+    base = _by_group(baseline_records)
+    return [
+        ", ".join(_label(name, value) for (name, _), value in zip(GROUP_FIELDS, group, strict=True))
+        for group in _by_group(current_records)
+        if group not in base
+    ]
 
 
 def load_baseline(ref: str, store: Store | None) -> list[dict[str, Any]]:

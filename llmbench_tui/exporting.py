@@ -21,6 +21,7 @@ import orjson
 
 from llmbench_tui.storage import AtomicJSONStorage, CorruptDatabase, parse_tables
 from llmbench_tui.store import SERIES, get_path, normalize_tables
+from llmbench_tui.ui.safe_text import strip_controls
 
 FORMATS = ("json", "jsonl", "csv", "md")
 _LEAD_COLUMNS = (
@@ -73,7 +74,7 @@ def _md_cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.4g}"
-    text = str(value).replace("\\", "\\\\").replace("|", "\\|")
+    text = strip_controls(str(value)).replace("\\", "\\\\").replace("|", "\\|")
     return " ".join(text.split())[:80]
 
 

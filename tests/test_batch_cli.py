@@ -155,3 +155,15 @@ def test_hostile_server_text_never_reaches_the_terminal(ollama_server, tmp_path)
     assert "boom" in p.stderr and "gone" in p.stderr  # the sentence is still there...
     assert "\x1b" not in p.stderr and "\x1b" not in p.stdout  # ...without its escapes
     assert "\x07" not in p.stderr
+
+
+def test_gate_refuses_a_baseline_with_nothing_in_common(ollama_server, tmp_path):
+    ollama_server.add_model(FakeModel("base:1b"))
+    ollama_server.add_model(FakeModel("other:1b"))
+    first = run(["--batch", "-m", f"ollama:base:1b@{ollama_server.url}", "-n", "2",
+                 "--warmup", "0"], tmp_path)
+    session = first.stdout.split("session ")[1].split()[0]
+    p = run(["--batch", "-m", f"ollama:other:1b@{ollama_server.url}", "-n", "2", "--warmup",
+             "0", "--baseline", session, "--fail-if", "decode_tok_s<-10%"], tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert "has no runs of the same model" in p.stderr

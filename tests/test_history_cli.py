@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import orjson
 import pytest
@@ -73,7 +74,8 @@ def test_show_prefix_and_hostile_output(data, capsys):
     d, runs = data
     code, out, _ = cli(show, ["qwen00", "--data-dir", str(d)], capsys)
     assert code == 0 and runs[0]["id"] in out
-    assert "\x1b" not in out and "\\x1b[2J" in out and "\x07" not in out
+    assert "\x1b" not in out and "[2J" not in out and "pwned" not in out and "\x07" not in out
+    assert "response:\n hello" in out
     assert "decode_tok_s: 50" in out and "series stored: arrivals_s (3)" in out
     code, out, _ = cli(show, ["qwen00", "--json", "--data-dir", str(d)], capsys)
     assert json.loads(out)["series"] == {"arrivals_s": [0.1, 0.2, 0.3]}
@@ -113,8 +115,9 @@ def test_compare_sessions_models_and_runs(data, capsys):
     assert "-39.7%" in row and "worse (p=" in row
     code, out, _ = cli(compare, ["sess-qwen", "sess-llama", "--json", "--data-dir", str(d)], capsys)
     rows = {(r["group"], r["figure"]): r for r in json.loads(out)}
-    assert rows[("qwen / haiku", "timings.decode_tok_s")]["n_a"] == 3
-    assert rows[("llama / haiku", "timings.decode_tok_s")]["n_b"] == 3
+    # One model a side: the model is what is compared, runs are paired by prompt.
+    row = rows[("haiku", "timings.decode_tok_s")]
+    assert (row["n_a"], row["n_b"]) == (3, 3) and row["verdict"] == "real"
     code, out, _ = cli(compare, ["qwen00", "qwen01", "--data-dir", str(d)], capsys)
     assert "n<2, can't tell" in out
     code, _, err = cli(compare, ["nothing", "qwen01", "--data-dir", str(d)], capsys)
@@ -159,3 +162,79 @@ def test_real_llmbench_process_dispatches(data):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert len(orjson.loads(done.stdout)) == 6
+
+
+ESC_BITS = ("\x1b", "\x9b", "\x07", "[2J", "]52;", "cHduZWQ=", "]0;")
+
+
+def _hostile(i: int, **fields):
+    """An imported record: every text field carries a screen clear and an OSC 52 clipboard write."""
+    evil = "\x1b[2J\x1b]52;c;cHduZWQ=\x07\x9b2J\x1b]0;title\x07"
+    record = {
+        "id": f"{evil}run{i}", "session_id": f"s{evil}", "started_at": "2025-03-01T10:00:00",
+        "model": f"m{evil}", "backend": f"ollama{evil}", "host": f"h{evil}",
+        "prompt_id": f"p{evil}", "prompt": f"prompt{evil}", "status": f"error{evil}",
+        "error": f"boom{evil}", "response": f"resp{evil}\nline2",
+        "timings": {"decode_tok_s": 40.0 + i, f"x{evil}": 1.0}, "tags": [f"t{evil}"],
+    }  # fmt: skip
+    record.update(fields)
+    return record
+
+
+def test_imported_escape_sequences_never_reach_the_terminal(tmp_path, capsys):
+    """`llmbench import` takes arbitrary JSON: no field of it may drive the terminal."""
+    runs = [_hostile(0), _hostile(1, status="ok"), _hostile(2, status="ok")]
+    src = tmp_path / "evil.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in runs))
+    d = str(tmp_path / "data")
+    code, out, _ = cli(import_, [str(src), "--data-dir", d], capsys)
+    assert (code, out.strip()) == (0, "added 3, skipped 0 already present")
+    outputs = {
+        "show": cli(show, [runs[0]["id"], "--data-dir", d], capsys),
+        "history": cli(history, ["--data-dir", d], capsys),
+        "compare": cli(compare, [runs[1]["id"], runs[2]["id"], "--data-dir", d], capsys),
+        "export md": cli(export, ["--format", "md", "--data-dir", d], capsys),
+        "export csv": cli(export, ["--format", "csv", "--data-dir", d], capsys),
+    }
+    for name, (code, out, err) in outputs.items():
+        assert code == 0, (name, err)
+        for bit in ESC_BITS:
+            assert bit not in out + err, (name, bit)
+    show_out = outputs["show"][1]
+    assert "run run0" in show_out and "status error" in show_out and "error: boom" in show_out
+    assert "response:\nresp\nline2" in show_out and "model m " in show_out
+    assert "run1" in outputs["history"][1] and "error" in outputs["history"][1]
+    assert "A = run run1 (1 runs)" in outputs["compare"][1]
+    assert "timings.x" in outputs["compare"][1] and "timings.decode_tok_s" in outputs["compare"][1]
+    assert "| run0 | m |" in outputs["export md"][1]
+    # An error quoting stored ids (cut mid-sequence here) is cleaned too; the prefix the user
+    # typed is quoted as repr, i.e. as the inert text "\\x1b[2J".
+    code, _, err = cli(show, ["\x1b[2J", "--data-dir", d], capsys)
+    assert code == 1 and "matches 3 runs" in err
+    assert "\x1b" not in err and "\x9b" not in err and "]52" not in err
+    # JSON stays lossless yet inert: ESC, C1 and bidi characters are written as \\u escapes.
+    for argv in ([], ["--format", "json"]):
+        code, out, _ = cli(export, [*argv, "--data-dir", d], capsys)
+        assert "\x1b" not in out and "\x9b" not in out and "\x07" not in out
+        text = out if argv else "[" + ",".join(out.splitlines()) + "]"
+        assert sorted(r["id"] for r in json.loads(text)) == sorted(r["id"] for r in runs)
+    for module, argv in ((show, [runs[0]["id"]]), (history, []), (compare, [*runs[1:2], runs[2]])):
+        argv = [a["id"] if isinstance(a, dict) else a for a in argv]
+        code, out, _ = cli(module, [*argv, "--json", "--data-dir", d], capsys)
+        assert code == 0 and "\x1b" not in out and "\x9b" not in out and json.loads(out)
+    code, out, _ = cli(show, [runs[0]["id"], "--json", "--data-dir", d], capsys)
+    assert json.loads(out)["response"] == runs[0]["response"]
+
+
+def test_naive_timestamps_are_utc(monkeypatch):
+    """Records are written in UTC; a naive timestamp (an old or imported record) is UTC too."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # UTC+05:30, no daylight saving
+    time.tzset()
+    try:
+        assert history.local_time("2025-03-01T10:00:00") == "2025-03-01 15:30"
+        assert history.local_time("2025-03-01T10:00:00Z") == "2025-03-01 15:30"
+        assert history.local_time("2025-03-01T10:00:00+01:00") == "2025-03-01 14:30"
+        assert history.local_time("soon\x1b[2J") == "soon"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

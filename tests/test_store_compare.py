@@ -10,10 +10,13 @@ import pytest
 from store_helpers import run
 
 from llmbench_tui.compare import (
+    Side,
     compare_records,
     evaluate_gate,
     figure_path,
+    group_key,
     parse_rule,
+    ungated,
     welch,
 )
 from llmbench_tui.exporting import ExportError, read_records, render, write_export
@@ -39,8 +42,10 @@ def test_compare_tells_real_differences_from_noise():
     warm = run(model="m", warmup=True, timings={"decode_tok_s": 1.0})
     a = [*_reps("m", [50.0, 51.0, 49.0]), warm]
     b = [*_reps("m", [40.0, 41.0, 39.0]), run(model="m", status="error")]
+    b.append(run(model="m", cold=True, timings={"decode_tok_s": 5.0}))
     (diff,) = [d for d in compare_records(a, b) if d.figure == "timings.decode_tok_s"]
-    assert (diff.n_a, diff.n_b) == (3, 3)  # warm-up and failed runs excluded
+    assert (diff.n_a, diff.n_b) == (3, 3)  # warm-up, cold and failed runs excluded
+    assert diff.mean_b == pytest.approx(40.0) and diff.stdev_b == pytest.approx(1.0)
     assert diff.change_pct == pytest.approx(-20.0)
     assert diff.verdict == "real" and diff.better is False
     noisy = _reps("m", [40.0, 60.0, 50.0])
@@ -74,9 +79,80 @@ def test_rules_and_gate():
     assert [(v.model, v.figure) for v in found] == [("fast", "decode_tok_s"), ("fast", "ttft_s")]
     assert found[0].change_pct == pytest.approx((44.5 - 51.0) / 51.0 * 100)
     assert found[0].baseline == 51.0 and found[0].current == 44.5
-    assert "fast: decode_tok_s changed -12.7%" in found[0].sentence
-    assert "decode_tok_s<-10%" in found[0].sentence
+    assert found[0].sentence == (
+        "fast @ http://127.0.0.1:11434, prompt haiku: decode_tok_s 51 → 44.5 (-12.7%), "
+        "crossing decode_tok_s<-10%"
+    )
     assert evaluate_gate(cur, cur, rules) == []
+
+
+def test_gate_leaves_cold_runs_out():
+    """One cold run in the baseline, two now (a load each): the old code averaged them into TTFT
+    (0.737 s -> 1.05 s, +43 %) and failed a gate on warm runs that did not change at all."""
+
+    def session(warm_ttft, cold_ttft):
+        runs = [run(model="m", timings={"ttft_s": t}) for t in warm_ttft]
+        runs += [run(model="m", cold=True, timings={"ttft_s": t}) for t in cold_ttft]
+        runs.append(run(model="m", warmup=True, timings={"ttft_s": 9.0}))
+        return runs
+
+    rules = [parse_rule("ttft_s>+20%")]
+    base = session([0.10, 0.11], [2.0])
+    assert evaluate_gate(session([0.10, 0.11], [2.0, 2.0]), base, rules) == []
+    (slower,) = evaluate_gate(session([0.14, 0.15], [2.0]), base, rules)  # warm TTFT +38 %
+    assert (slower.baseline, slower.current) == pytest.approx((0.105, 0.145))
+
+
+def test_gate_judges_each_group_against_the_same_group():
+    """Two prompts of one model, and two concurrency levels, are separate groups: prompt "long"
+    losing 25 % is caught although the mean over both prompts only moved 7 %."""
+    base = _reps("m", [50.0, 50.0], "short") + _reps("m", [20.0, 20.0], "long")
+    base += _reps("m", [10.0, 10.0], "short", concurrency=4)
+    cur = _reps("m", [50.0, 50.0], "short") + _reps("m", [15.0, 15.0], "long")
+    cur += _reps("m", [10.0, 10.0], "short", concurrency=4)
+    (v,) = evaluate_gate(cur, base, [parse_rule("decode_tok_s<-10%")])
+    assert (v.prompt_id, v.concurrency, v.baseline, v.current) == ("long", 1, 20.0, 15.0)
+    assert v.sentence.startswith("m @ http://127.0.0.1:11434, prompt long: decode_tok_s 20 → 15")
+    # A slower c=4 group is judged against the baseline's c=4 runs, never the c=1 ones.
+    cur4 = _reps("m", [8.0, 8.0], "short", concurrency=4)
+    (v4,) = evaluate_gate(cur4, base, [parse_rule("decode_tok_s<-10%")])
+    assert (v4.concurrency, v4.baseline, v4.current) == (4, 10.0, 8.0)
+    assert ", concurrency 4: decode_tok_s 10 → 8 (-20.0%)" in v4.sentence
+    # Another host or model spec is another group: not judged, and listed as such.
+    elsewhere = _reps("m", [1.0, 1.0], "short", host="http://10.0.0.2:11434")
+    assert evaluate_gate(elsewhere, base, [parse_rule("decode_tok_s<-10%")]) == []
+    assert ungated(elsewhere + cur, base) == ["m, short, ollama, http://10.0.0.2:11434, c=1"]
+    # An imported baseline may hold anything: an object where a name should be is just no match.
+    odd = [dict(r, host={"x": 1}, model=["m"]) for r in base]
+    assert evaluate_gate(cur, odd, [parse_rule("decode_tok_s<-10%")]) == []
+
+
+def test_gate_sentence_is_inert():
+    base = _reps("evil\x1b]52;c;cHduZWQ=\x07\nFAKE LINE", [50.0, 50.0], "p\x1b[2J")
+    cur = _reps("evil\x1b]52;c;cHduZWQ=\x07\nFAKE LINE", [10.0, 10.0], "p\x1b[2J")
+    (v,) = evaluate_gate(cur, base, [parse_rule("decode_tok_s<-10%")])
+    assert "\x1b" not in v.sentence and "52;" not in v.sentence and "\n" not in v.sentence
+    assert v.sentence.startswith("evil FAKE LINE @ http://127.0.0.1:11434, prompt p: ")
+
+
+def test_compare_pairs_runs_of_the_same_group():
+    """Sessions on two hosts are compared host against host, prompt by prompt; a field both sides
+    share values of (the prompt) keeps its groups apart."""
+    here = _reps("m", [50.0, 51.0], "short") + _reps("m", [20.0, 21.0], "long")
+    there = _reps("m", [40.0, 41.0], "short", host="http://gpu:11434")
+    there += _reps("m", [10.0, 11.0], "long", host="http://gpu:11434")
+    key = group_key(Side("session", "a", here), Side("session", "b", there))
+    diffs = {
+        d.group: d for d in compare_records(here, there, key) if d.figure == "timings.decode_tok_s"
+    }
+    assert set(diffs) == {"m / short", "m / long"}
+    assert diffs["m / long"].change_pct == pytest.approx((10.5 - 20.5) / 20.5 * 100)
+    assert (diffs["m / short"].n_a, diffs["m / short"].n_b) == (2, 2)
+    # Both sides ran both concurrency levels: they are paired level by level, and labelled.
+    c4 = _reps("m", [9.0, 9.5], "short", concurrency=4)
+    key = group_key(Side("session", "a", here + c4), Side("session", "b", here + c4))
+    groups = {d.group for d in compare_records(here + c4, here + c4, key)}
+    assert groups == {"m / short / c=1", "m / long / c=1", "m / short / c=4"}
 
 
 def test_exports_round_trip(tmp_path):

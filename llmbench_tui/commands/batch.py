@@ -30,8 +30,17 @@ from ..ui.safe_text import strip_controls as clean
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REGRESSION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-_OPTION_FLAGS = ("temperature", "top_k", "top_p", "seed", "max_tokens", "num_ctx", "keep_alive",
-                 "think", "system")
+_OPTION_FLAGS = (
+    "temperature",
+    "top_k",
+    "top_p",
+    "seed",
+    "max_tokens",
+    "num_ctx",
+    "keep_alive",
+    "think",
+    "system",
+)
 
 
 class UsageError(Exception):
@@ -49,8 +58,11 @@ def build_plan(args: argparse.Namespace) -> Plan:
         raise UsageError(str(exc)) from None
     prompts = suite.prompts
     if args.prompt:
-        prompts = [PromptSpec(id=f"p{i + 1}" if len(args.prompt) > 1 else "prompt", text=t)
-                   for i, t in enumerate(args.prompt) if t.strip()]
+        prompts = [
+            PromptSpec(id=f"p{i + 1}" if len(args.prompt) > 1 else "prompt", text=t)
+            for i, t in enumerate(args.prompt)
+            if t.strip()
+        ]
         if not prompts:
             raise UsageError("--prompt is empty: give the text to send to the model")
     if not prompts:
@@ -65,13 +77,17 @@ def build_plan(args: argparse.Namespace) -> Plan:
     ttft = args.ttft_timeout or args.timeout or suite.ttft_timeout_s
     stall = args.stall_timeout or args.timeout or suite.stall_timeout_s
     return Plan(
-        models=models, prompts=prompts, options=options,
+        models=models,
+        prompts=prompts,
+        options=options,
         repetitions=args.repetitions or (suite.repetitions if args.suite else 3),
         warmup=args.warmup if args.warmup is not None else suite.warmup,
         cold=args.cold if args.cold is not None else suite.cold,
         concurrency=args.concurrency or suite.concurrency,
-        ttft_timeout_s=ttft, stall_timeout_s=stall,
-        tags=sorted({*suite.tags, *args.tag}), name=suite.name,
+        ttft_timeout_s=ttft,
+        stall_timeout_s=stall,
+        tags=sorted({*suite.tags, *args.tag}),
+        name=suite.name,
     )
 
 
@@ -118,8 +134,10 @@ class Progress:
         bar = "█" * filled + "░" * (width - filled)
         kind = "warm-up" if ev.warmup else "cold" if ev.cold else f"rep {ev.repetition + 1}"
         chunks = sum(self._chunks.values())
-        text = (f"[{bar}] {done}/{ev.total_runs} {clean(ev.model)} {clean(ev.prompt_id)} {kind}: "
-                f"{chunks} chunks")
+        text = (
+            f"[{bar}] {done}/{ev.total_runs} {clean(ev.model)} {clean(ev.prompt_id)} {kind}: "
+            f"{chunks} chunks"
+        )
         self.stream.write("\r\x1b[2K" + text[:200])
         self.stream.flush()
 
@@ -134,8 +152,10 @@ class Progress:
         if r.tokens.output is not None:
             figures += f" {r.tokens.output} tokens"
         err = f": {clean(r.error)}" if r.error else ""
-        line = (f"[{event.index}/{event.total_runs}] {clean(r.model_spec or r.model)} "
-                f"{clean(r.prompt_id or '')} {kind} {r.status}{figures}{err}")
+        line = (
+            f"[{event.index}/{event.total_runs}] {clean(r.model_spec or r.model)} "
+            f"{clean(r.prompt_id or '')} {kind} {r.status}{figures}{err}"
+        )
         if self.tty:
             self.stream.write("\r\x1b[2K")
         self.stream.write(line + "\n")
@@ -156,8 +176,9 @@ def _start_telemetry(args: argparse.Namespace) -> Any:
         from ..engine.telemetry import TelemetryHub
     except ImportError:
         return None
-    hub = TelemetryHub(interval_s=args.sample_interval, data_dir=data_dir(args.data_dir),
-                       server=args.server_pid)
+    hub = TelemetryHub(
+        interval_s=args.sample_interval, data_dir=data_dir(args.data_dir), server=args.server_pid
+    )
     hub.start()
     return hub
 
@@ -170,8 +191,10 @@ async def _run(engine: Engine) -> SessionFinished:
         nonlocal interrupts
         interrupts += 1
         if interrupts == 1:
-            print("\ninterrupted: stopping the current runs (Ctrl+C again to quit at once)",
-                  file=sys.stderr)
+            print(
+                "\ninterrupted: stopping the current runs (Ctrl+C again to quit at once)",
+                file=sys.stderr,
+            )
             engine.cancel()
         else:
             raise SystemExit(EXIT_INTERRUPTED)
@@ -189,8 +212,9 @@ async def _run(engine: Engine) -> SessionFinished:
 def _write_outputs(args: argparse.Namespace, finished: SessionFinished, rows: list) -> None:
     records = [r.to_json() for r in finished.records]
     if args.json:
-        Path(args.json).write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n",
-                                   encoding="utf-8")
+        Path(args.json).write_text(
+            json.dumps(records, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
     if args.csv:
         from ..exporting import write_export
 
@@ -205,17 +229,28 @@ def _write_outputs(args: argparse.Namespace, finished: SessionFinished, rows: li
 
 def _gate(args: argparse.Namespace, finished: SessionFinished, store: Any) -> int:
     """The CI regression gate: exit 3 when a --fail-if rule is crossed against --baseline."""
-    from ..compare import evaluate_gate, load_baseline, parse_rule
+    from ..compare import evaluate_gate, load_baseline, parse_rule, ungated
 
     rules = [parse_rule(r) for r in args.fail_if]
     baseline = load_baseline(args.baseline, store)
     current = [r.to_json() for r in finished.records]
+    unjudged = ungated(current, baseline)
+    if unjudged and len(unjudged) == len(ungated(current, [])):
+        # Nothing in common with the baseline: a gate that judged nothing must not pass.
+        raise LookupError(f"the baseline {args.baseline} has no runs of the same model, prompt "
+                          f"and host as this session ({clean('; '.join(unjudged))})")
+    for label in unjudged:
+        print(f"llmbench: warning: not in the baseline, not gated: {clean(label)}",
+              file=sys.stderr)
     violations = evaluate_gate(current, baseline, rules)
     for v in violations:
         print(f"REGRESSION: {clean(v.sentence)}", file=sys.stderr)
     if not violations:
-        print(f"regression gate passed against {args.baseline} "
-              f"({len(rules)} rule{'s' if len(rules) != 1 else ''})", file=sys.stderr)
+        print(
+            f"regression gate passed against {args.baseline} "
+            f"({len(rules)} rule{'s' if len(rules) != 1 else ''})",
+            file=sys.stderr,
+        )
     return EXIT_REGRESSION if violations else EXIT_OK
 
 
@@ -257,8 +292,13 @@ def run_batch(args: argparse.Namespace) -> int:
         print(f"llmbench: {exc}", file=sys.stderr)
         return EXIT_USAGE
     hub = _start_telemetry(args)
-    engine = Engine(plan, pool=BackendPool(ollama_host=args.ollama_host), store=store,
-                    telemetry=hub, on_event=Progress())
+    engine = Engine(
+        plan,
+        pool=BackendPool(ollama_host=args.ollama_host),
+        store=store,
+        telemetry=hub,
+        on_event=Progress(),
+    )
     try:
         finished = asyncio.run(_run(engine))
     finally:
@@ -270,11 +310,16 @@ def run_batch(args: argparse.Namespace) -> int:
     print(render_text(rows))
     for note in footnotes(finished.groups):
         print(clean(note))
-    print(f"session {finished.session_id}"
-          + ("" if store is None else f" stored in {db_path(args.data_dir)}"))
+    print(
+        f"session {finished.session_id}"
+        + ("" if store is None else f" stored in {db_path(args.data_dir)}")
+    )
     if not finished.stored:
-        print("llmbench: some runs could not be stored in the database (see messages above); "
-              "use --json to keep them", file=sys.stderr)
+        print(
+            "llmbench: some runs could not be stored in the database (see messages above); "
+            "use --json to keep them",
+            file=sys.stderr,
+        )
     try:
         _write_outputs(args, finished, rows)
     except OSError as exc:

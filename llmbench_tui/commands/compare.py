@@ -2,6 +2,8 @@
 
 B is read against A: the change is ``(B - A) / A``, and the last column says whether it is
 larger than the repetitions' noise (Welch's t-test, p < 0.05) — one fast run is not a speed-up.
+Warm-up and cold runs are left out (``compare.counted``). Every printed field is record text,
+untrusted, so it goes through ``clean``.
 """
 
 from __future__ import annotations
@@ -9,9 +11,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-import orjson
-
-from llmbench_tui.commands.history import add_data_dir, clean, fail, fmt_num, open_store, table
+from llmbench_tui.commands.history import (
+    add_data_dir,
+    clean,
+    fail,
+    fmt_num,
+    json_text,
+    open_store,
+    table,
+)
 from llmbench_tui.compare import FigureDiff, compare_records, group_key, resolve_side
 from llmbench_tui.store import StoreError
 
@@ -55,11 +63,12 @@ def main(args: argparse.Namespace) -> int:
     diffs = compare_records(a.records, b.records, group_key(a, b))
     if args.json:
         rows = [dict(vars(d), verdict=d.verdict, better=d.better) for d in diffs]
-        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(json_text(rows))
         return 0
     if not diffs:
         return fail(
-            "llmbench compare", "no successful, non-warm-up runs with figures on either side"
+            "llmbench compare",
+            "no successful warm runs (not warm-up, not cold) with figures on either side",
         )
     print(f"A = {a.kind} {clean(a.label, 40)} ({len(a.records)} runs)")
     print(f"B = {b.kind} {clean(b.label, 40)} ({len(b.records)} runs)")
@@ -67,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
     for d in diffs:
         change = f"{d.change_pct:+.1f}%" if d.change_pct is not None else "-"
         rows.append([
-            clean(d.group, 36), d.figure, _side(d.mean_a, d.stdev_a, d.n_a),
+            clean(d.group, 36), clean(d.figure), _side(d.mean_a, d.stdev_a, d.n_a),
             _side(d.mean_b, d.stdev_b, d.n_b), change, _verdict(d),
         ])  # fmt: skip
     print(table(rows))

@@ -26,9 +26,8 @@ def main(args: argparse.Namespace) -> int:
         return fail(prog, str(exc))
     if not args.yes:
         for r in runs:
-            print(
-                f"  {r['id'][:12]}  {clean(r.get('started_at'), 19)}  {clean(r.get('model'), 30)}"
-            )
+            when, model = clean(r.get("started_at"), 19), clean(r.get("model"), 30)
+            print(f"  {clean(r['id'])[:12]}  {when}  {model}")
         print(f"delete these {len(runs)} runs? [y/N] ", end="", flush=True)
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):

@@ -8,14 +8,16 @@ about what a filter means.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from llmbench_tui import config
 from llmbench_tui.store import RunQuery, Store, StoreError, get_path
+from llmbench_tui.ui.safe_text import strip_controls
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -60,18 +62,40 @@ def open_store(args: argparse.Namespace) -> Store:
 
 
 def fail(prog: str, message: str, code: int = 1) -> int:
-    """Print a one-sentence error (never a traceback) and return the exit code."""
-    print(f"{prog}: {message}", file=sys.stderr)
+    """Print a one-sentence error (never a traceback) and return the exit code.
+
+    Messages quote record text (ids of an ambiguous prefix, model names), so they are cleaned too.
+    """
+    print(f"{prog}: {clean(message)}", file=sys.stderr)
     return code
 
 
-def clean(text: Any, width: int) -> str:
-    """Untrusted text (prompts, model output) made safe for one table cell: control characters,
-    including escape sequences, become spaces; long text is cut with an ellipsis."""
-    raw = "" if text is None else str(text)
-    flat = "".join(ch if ch.isprintable() else " " for ch in raw)
-    flat = " ".join(flat.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
+def clean(text: Any, width: int | None = None) -> str:
+    """Any record field as one inert line for the terminal.
+
+    Every field is untrusted: the response, error and model come from a server, and ``llmbench
+    import`` takes arbitrary JSON. ``strip_controls`` removes escape sequences whole (``ESC[2J``
+    leaves no ``[2J``) and every control character; whitespace runs, newlines included, become one
+    space, so a field cannot forge lines; text longer than ``width`` is cut with an ellipsis.
+    """
+    flat = " ".join(strip_controls("" if text is None else str(text)).split())
+    return flat if width is None or len(flat) <= width else flat[: width - 1] + "…"
+
+
+# What orjson leaves raw in a string but a terminal may act on: DEL, the 8-bit C1 controls (CSI,
+# OSC...) and the bidi overrides. C0 controls, ESC included, it already writes as \u00XX.
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def inert_json(text: str) -> str:
+    """orjson output made inert on a terminal yet read back unchanged: characters a terminal
+    would act on can only sit inside JSON strings, where ``\\uXXXX`` is the same text."""
+    return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def json_text(doc: Any) -> str:
+    """``doc`` as indented, terminal-inert JSON (``--json`` output)."""
+    return inert_json(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()) + "\n"
 
 
 def fmt_num(value: Any, digits: int = 3) -> str:
@@ -85,10 +109,15 @@ def fmt_num(value: Any, digits: int = 3) -> str:
 
 
 def local_time(iso: Any) -> str:
+    """A stored timestamp in the local time zone; a naive one is UTC (records are written in UTC,
+    so reading it as local time would shift it by the UTC offset)."""
     try:
-        return datetime.fromisoformat(str(iso)).astimezone().strftime("%Y-%m-%d %H:%M")
+        moment = datetime.fromisoformat(str(iso))
     except ValueError:
         return clean(iso, 16)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def table(rows: list[list[str]]) -> str:
@@ -106,7 +135,7 @@ def run_rows(records: list[dict[str, Any]]) -> list[list[str]]:
     rows = [["time", "id", "model", "prompt", "status", "TTFT s", "tok/s", "tokens"]]
     for r in records:
         rows.append([
-            local_time(r.get("started_at")), str(r.get("id", ""))[:8], clean(r.get("model"), 24),
+            local_time(r.get("started_at")), clean(r.get("id"))[:8], clean(r.get("model"), 24),
             clean(r.get("prompt"), 32), clean(r.get("status"), 9),
             fmt_num(get_path(r, "timings.ttft_s")), fmt_num(get_path(r, "timings.decode_tok_s")),
             fmt_num(get_path(r, "tokens.output")),
@@ -137,7 +166,7 @@ def main(args: argparse.Namespace) -> int:
     except StoreError as exc:
         return fail(prog, str(exc))
     if args.json:
-        sys.stdout.write(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(json_text(records))
     elif not records:
         print("no runs match" if store.count() else f"no runs stored yet in {store.path}")
     else:

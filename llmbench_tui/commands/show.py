@@ -1,7 +1,9 @@
 """``llmbench show ID``: one run in full — figures, response, environment (``--json`` as stored).
 
-Model output is printed with control characters made visible, never passed to the terminal raw:
-a response containing escape sequences must not be able to repaint or retitle the user's terminal.
+Every field is untrusted (model output, server errors, anything ``llmbench import`` read), so all
+of it goes through ``strip_controls``: one-line fields by ``clean``, the prompt, response and
+thinking as blocks that keep their newlines. A response holding escape sequences can neither
+repaint, retitle nor write the clipboard of the user's terminal.
 """
 
 from __future__ import annotations
@@ -10,18 +12,16 @@ import argparse
 import sys
 from typing import Any
 
-import orjson
-
-from llmbench_tui.commands.history import add_data_dir, fail, fmt_num, open_store
+from llmbench_tui.commands.history import add_data_dir, clean, fail, fmt_num, json_text, open_store
 from llmbench_tui.store import StoreError
+from llmbench_tui.ui.safe_text import strip_controls
 
 _SECTIONS = ("tokens", "timings", "server", "efficiency", "telemetry", "quality")
 
 
-def safe(text: Any) -> str:
-    """Keep newlines and tabs; show every other control character as ``\\xNN``."""
-    raw = "" if text is None else str(text)
-    return "".join(ch if ch in "\n\t" or ch.isprintable() else f"\\x{ord(ch):02x}" for ch in raw)
+def _block(text: Any) -> str:
+    """Multi-line untrusted text, inert, newlines kept."""
+    return strip_controls("" if text is None else str(text))
 
 
 def _lines(value: Any, indent: str) -> list[str]:
@@ -29,10 +29,10 @@ def _lines(value: Any, indent: str) -> list[str]:
         out = []
         for key, sub in value.items():
             if isinstance(sub, dict | list) and sub:
-                out.append(f"{indent}{safe(key)}:")
+                out.append(f"{indent}{clean(key)}:")
                 out.extend(_lines(sub, indent + "  "))
             else:
-                out.append(f"{indent}{safe(key)}: {safe(fmt_num(sub, 4)) if sub != [] else '[]'}")
+                out.append(f"{indent}{clean(key)}: {clean(fmt_num(sub, 4)) if sub != [] else '[]'}")
         return out
     if isinstance(value, list):
         out = []
@@ -42,21 +42,21 @@ def _lines(value: Any, indent: str) -> list[str]:
                 out.append(f"{indent}- {sub[0].lstrip()}")
                 out.extend(sub[1:])
             else:
-                out.append(f"{indent}- {safe(fmt_num(item, 4))}")
+                out.append(f"{indent}- {clean(fmt_num(item, 4))}")
         return out
-    return [f"{indent}{safe(fmt_num(value, 4))}"]
+    return [f"{indent}{clean(fmt_num(value, 4))}"]
 
 
 def render(record: dict[str, Any], series: dict[str, Any] | None) -> str:
     head = [
-        f"run {record.get('id')}",
-        f"session {record.get('session_id')}  started {record.get('started_at')}",
-        f"model {safe(record.get('model_spec') or record.get('model'))}  backend "
-        f"{record.get('backend')}  host {safe(record.get('host'))}",
-        f"status {record.get('status')}"
-        + (f"  error: {safe(record.get('error'))}" if record.get("error") else ""),
-        f"prompt [{safe(record.get('prompt_id'))}]:",
-        safe(record.get("prompt")),
+        f"run {clean(record.get('id'))}",
+        f"session {clean(record.get('session_id'))}  started {clean(record.get('started_at'))}",
+        f"model {clean(record.get('model_spec') or record.get('model'))}  backend "
+        f"{clean(record.get('backend'))}  host {clean(record.get('host'))}",
+        f"status {clean(record.get('status'))}"
+        + (f"  error: {clean(record.get('error'))}" if record.get("error") else ""),
+        f"prompt [{clean(record.get('prompt_id'))}]:",
+        _block(record.get("prompt")),
     ]
     if record.get("options"):
         head += ["options:", *_lines(record["options"], "  ")]
@@ -66,15 +66,15 @@ def render(record: dict[str, Any], series: dict[str, Any] | None) -> str:
     if record.get("warnings"):
         head += ["warnings:", *_lines(record["warnings"], "  ")]
     if record.get("thinking"):
-        head += ["thinking:", safe(record["thinking"])]
-    head += ["response:", safe(record.get("response"))]
+        head += ["thinking:", _block(record["thinking"])]
+    head += ["response:", _block(record.get("response"))]
     if record.get("environment"):
         head += ["environment:", *_lines(record["environment"], "  ")]
     if series:
         lengths = ", ".join(
-            f"{safe(k)} ({len(v)})" for k, v in series.items() if isinstance(v, list)
+            f"{clean(k)} ({len(v)})" for k, v in series.items() if isinstance(v, list)
         )
-        head.append(f"series stored: {lengths or ', '.join(map(safe, series))}")
+        head.append(f"series stored: {lengths or ', '.join(map(clean, series))}")
     return "\n".join(head)
 
 
@@ -95,7 +95,7 @@ def main(args: argparse.Namespace) -> int:
         return fail("llmbench show", str(exc))
     if args.json:
         doc = dict(record, series=series) if series else record
-        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(json_text(doc))
     else:
         print(render(record, series))
     return 0
