@@ -19,6 +19,7 @@ from llmbench_tui.ui.history import (
     PAGE,
     ConfirmScreen,
     ExportScreen,
+    Filters,
     FilterScreen,
     HistoryScreen,
     RerunRequest,
@@ -158,6 +159,69 @@ async def test_search_narrows_the_table(store):
         await settle(pilot, pause=0.3)
         assert table_ids(screen) == []
         assert "no runs match" in str(screen.query_one("#history-status").render())
+
+
+def status_line(screen: HistoryScreen) -> str:
+    return str(screen.query_one("#history-status").render())
+
+
+async def test_status_counts_every_match_of_a_search_and_filter(store):
+    """The status line gives the exact number of matches, not "100+", on every page."""
+    async with _app(store).run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = history(pilot.app)
+        await pilot.press("slash", *"ollama", "enter")  # every ollama model_spec
+        await settle(pilot, pause=0.3)
+        matches = store.count(RunQuery(search="ollama"))
+        assert PAGE < matches < N_RUNS
+        assert f"runs 1–{PAGE} of {matches}" in status_line(screen)
+        await pilot.press("right_square_bracket")
+        await settle(pilot)
+        assert f"runs {PAGE + 1}–{min(2 * PAGE, matches)} of {matches}" in status_line(screen)
+        screen.set_filters(Filters(status="ok"))  # the search and the filter combine
+        await settle(pilot)
+        both = store.count(RunQuery(search="ollama", status="ok"))
+        assert PAGE < both < matches
+        assert f"runs 1–{PAGE} of {both}" in status_line(screen)
+        screen.set_filters(Filters(status="timeout"))  # fewer than a page: the page is all
+        await settle(pilot)
+        few = len(store.query(RunQuery(search="ollama", status="timeout")))
+        assert 0 < few < PAGE
+        assert f"runs 1–{few} of {few}" in status_line(screen)
+
+
+async def test_a_keystroke_that_changes_nothing_shown_keeps_the_cursor(store):
+    async with _app(store).run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = history(pilot.app)
+        await pilot.press("slash", *"gemma", "enter")
+        await settle(pilot, pause=0.3)
+        gemma = [r["id"] for r in store.query(RunQuery(search="gemma", limit=PAGE))]
+        assert gemma == [r["id"] for r in store.query(RunQuery(search="gemma2", limit=PAGE))]
+        table = screen.query_one("#runs", DataTable)
+        table.move_cursor(row=3)
+        loaded = screen.loaded
+        await pilot.press("slash", "end", "2", "enter")  # focusing selects the old text
+        await settle(pilot, pause=0.3)
+        assert screen.loaded > loaded and screen.search == "gemma2"
+        assert table_ids(screen) == gemma and table.cursor_row == 3
+        await pilot.press("slash", "end", "x")  # now nothing matches: the table empties
+        await settle(pilot, pause=0.3)
+        assert table_ids(screen) == [] and "no runs match" in status_line(screen)
+
+
+async def test_table_shows_markup_in_stored_names_as_plain_text(tmp_path):
+    """A model name or prompt id is data: "[/x]" must neither style the table nor break it."""
+    store = Store(db_path(tmp_path))
+    record, series = make_runs(1)[0]
+    record.update(model="[red]evil[/red]", prompt_id="[/broken]")
+    store.add_run(record, series)
+    async with _app(store).run_test(size=(200, 30)) as pilot:
+        await settle(pilot)
+        table = history(pilot.app).query_one("#runs", DataTable)
+        first_row = table.render_line(1).text  # line 0 is the header
+        assert "[red]evil[/red]" in first_row and "[/broken]" in first_row
+    store.close()
 
 
 async def test_fast_typed_search_never_fires_table_keys(store):
