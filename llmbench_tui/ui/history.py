@@ -274,7 +274,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Text(self.question), id="question")
+            yield Label(Text(strip_controls(self.question)), id="question")
             with Grid():
                 yield Button("No (n)", id="no", variant="primary")
                 yield Button("Yes (y)", id="yes", variant="error")
@@ -325,10 +325,11 @@ class FilterScreen(ModalScreen[Filters | None]):
             for name in ("model", "backend", "host", "status"):
                 with Horizontal(classes="row"):
                     yield Label(name)
-                    options = [(v, v) for v in self.choices.get(name, [])]
+                    # Stored values are untrusted: shown as Text, never parsed as markup.
+                    options = [(Text(strip_controls(v)), v) for v in self.choices.get(name, [])]
                     value = getattr(self.current, name)
                     if value is not None and value not in self.choices.get(name, []):
-                        options.insert(0, (value, value))
+                        options.insert(0, (Text(strip_controls(value)), value))
                     yield Select(
                         options, id=f"f-{name}", prompt="any",
                         value=value if value is not None else Select.NULL, compact=True,
@@ -655,7 +656,7 @@ class HistoryScreen(Screen):
 
     def _query_failed(self, message: str) -> None:
         self.query_one(KeyFooter).release()
-        self.notify(message, severity="error", title="History")
+        self.notify(strip_controls(message), severity="error", title="History", markup=False)
 
     def _show(self, result: _Result) -> None:
         start = time.perf_counter()
@@ -922,15 +923,18 @@ class HistoryScreen(Screen):
         if record is not None:
             self.open_detail(record)
 
+    @work(thread=True, exclusive=True, group="detail")
     def open_detail(self, record: dict[str, Any]) -> None:
+        """Read the run's series off the event loop (the store may wait for another process's
+        lock), then open the detail screen."""
         from .run_detail import RunDetailScreen
 
         try:
             series = self.store.series(record["id"])
         except StoreError as exc:
-            self.notify(str(exc), severity="error")
+            self.app.call_from_thread(self._query_failed, str(exc))
             series = None
-        self.app.push_screen(RunDetailScreen(record, series))
+        self.app.call_from_thread(self.app.push_screen, RunDetailScreen(record, series))
 
     def action_toggle_mark(self) -> None:
         record = self.current_record()
@@ -987,20 +991,28 @@ class HistoryScreen(Screen):
         what = f"{len(ids)} marked runs" if len(ids) > 1 else f"run {ids[0]}"
 
         def done(yes: bool | None) -> None:
-            if not yes:
-                return
-            try:
-                removed = self.store.delete(ids)
-            except StoreError as exc:
-                self.notify(str(exc), severity="error")
-                return
-            for rid in ids:
-                self.marked.pop(rid, None)
-            self._choices = None
-            self.notify(f"Deleted {removed} run{'s' if removed != 1 else ''}.")
-            self.reload()
+            if yes:
+                self._delete(ids)
 
         self.app.push_screen(ConfirmScreen(f"Delete {what}? This cannot be undone."), done)
+
+    @work(thread=True, exclusive=True, group="delete")
+    def _delete(self, ids: list[str]) -> None:
+        """Delete off the event loop: it rewrites history.json (fsync) under the file lock,
+        which a running --batch job may hold for a while."""
+        try:
+            removed = self.store.delete(ids)
+        except StoreError as exc:
+            self.app.call_from_thread(self._query_failed, str(exc))
+            return
+        self.app.call_from_thread(self._deleted, ids, removed)
+
+    def _deleted(self, ids: list[str], removed: int) -> None:
+        for rid in ids:
+            self.marked.pop(rid, None)
+        self._choices = None
+        self.notify(f"Deleted {removed} run{'s' if removed != 1 else ''}.")
+        self.reload()
 
     def action_export(self) -> None:
         what = f"{len(self.marked)} marked runs" if self.marked else "every run matching the view"
