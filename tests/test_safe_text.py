@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rich.text import Text
 
-from llmbench_tui.ui.safe_text import StreamSanitizer, inert, strip_controls
+from llmbench_tui.ui.safe_text import StreamSanitizer, inert, notify_inert, strip_controls
 from llmbench_tui.ui.widgets.stream_log import wrap_line
 
 HOSTILE = [
@@ -23,6 +23,9 @@ HOSTILE = [
     ("\x1bcreset", "reset"),  # RIS, a two-byte escape
     ("rtl\u202eevil\u202c", "rtlevil"),  # bidi override
     ("nul\x00del\x7f", "nuldel"),
+    ("a\u200eb\u200fc", "abc"),  # LRM / RLM direction marks
+    ("x\u061cy", "xy"),  # Arabic letter mark, the third bidi mark
+    ("one\u2028two\u2029three", "one\ntwo\nthree"),  # line / paragraph separators
 ]
 
 
@@ -36,6 +39,22 @@ def test_markup_is_kept_as_literal_text() -> None:
     assert isinstance(text, Text)
     assert text.plain == "[bold red]x[/] [link=http://evil]y[/link]"
     assert text.spans == []  # nothing was interpreted as style
+
+
+def test_marks_and_separators_split_across_chunks_are_removed_too() -> None:
+    s = StreamSanitizer()
+    shown = "".join(s.feed(p) for p in ["left\u200f", "\u2028right\u200e"]) + s.flush()
+    assert shown == "left\nright"
+
+
+def test_notify_inert_turns_markup_off_and_strips_escapes() -> None:
+    class Recorder:
+        def notify(self, message: str, **kwargs: object) -> None:
+            self.seen = (message, kwargs)
+
+    target = Recorder()
+    notify_inert(target, "x [/] [@click=app.quit]q[/] \x1b[2Jy", severity="error")
+    assert target.seen == ("x [/] [@click=app.quit]q[/] y", {"markup": False, "severity": "error"})
 
 
 def test_unicode_and_newlines_survive() -> None:

@@ -311,3 +311,89 @@ async def test_meters_move_while_idle(make_app) -> None:
             assert line.values and line.values[-1] > 0
     finally:
         app.hub.stop()
+
+
+HOSTILE = "[/] [@click=app.quit]x[/] \x1b[2J"  # closes nothing, a live action, clears the screen
+HOSTILE_SHOWN = "[/] [@click=app.quit]x[/] "  # what the screen must show instead
+
+
+def screen_text(app: LLMBenchApp) -> str:
+    """Every line of the current screen as it would be written to the terminal (toasts too)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def test_hostile_names_and_error_sentences_are_shown_inert(
+    make_app, smollm_path: Path, tmp_path: Path
+) -> None:
+    """Names come from files and servers: a GGUF file whose path holds markup and an escape, and
+    an Ollama error sentence holding the same (Ollama refuses such model names, so the server's
+    error message carries them). Neither may crash the app, run an action or reach the terminal."""
+    from textual.widgets._toast import Toast
+
+    from llmbench_tui.ui.history import RerunRequest
+
+    # "[/]" needs a "/" in the path: the brackets end and start directory names.
+    folder = tmp_path / "a [" / "] [@click=app.quit]x["
+    folder.mkdir(parents=True)
+    evil_file = folder / "] \x1b[2J.gguf"
+    evil_file.symlink_to(smollm_path)
+    gguf = f"gguf:{evil_file}"
+    assert HOSTILE in gguf
+    model = FakeModel("crash:1b", fault="error_midstream", fault_after=2, token_delay_s=0.02,
+                      error_message=f"runner died {HOSTILE}end")
+    with OllamaTestServer([model]) as server:
+        ollama = f"ollama:crash:1b@{server.url}"
+        app = make_app([gguf, ollama])
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            # Every status line drawn (a run can start and end between two polls of a test).
+            status = dashboard(app).query_one("#status-line")
+            lines: list[str] = []
+            draw_status = status.update
+
+            def spy(content, **kwargs) -> None:
+                lines.append(str(content))
+                draw_status(content, **kwargs)
+
+            status.update = spy
+            dash = await type_prompt_and_run(pilot, "Hi.", max_tokens=32)
+            await wait_for(pilot, lambda: dash.last_finished is not None, 120)
+            await pilot.pause(0.3)
+            by_spec = {r.model_spec: r for r in dash.last_finished.records}
+            assert by_spec[gguf].status == "ok" and by_spec[ollama].status == "error"
+            assert HOSTILE in by_spec[ollama].error  # stored exactly as the server said it
+            # Status line while the GGUF model ran: its name, inert.
+            assert any(HOSTILE_SHOWN in line for line in lines), lines
+            assert not any("\x1b" in line for line in lines)
+            # Pane headers.
+            header = pane_for(dash, gguf).state.header().plain
+            assert HOSTILE_SHOWN + ".gguf" in header and "\x1b" not in header
+            # The error toast: literal text, markup off.
+            toasts = list(app.screen.query(Toast))
+            messages = [t._notification.message for t in toasts]
+            error = next(m for m in messages if m.startswith(ollama))
+            assert f"runner died {HOSTILE_SHOWN}end" in error
+            assert all(not t._notification.markup for t in toasts)
+            assert any(HOSTILE_SHOWN in str(t.render()) for t in toasts)
+            # Result strip: table cells (the GGUF model's row) and footnotes (the error).
+            table = dash.query_one("#summary-table")
+            cells = [c.plain for i in range(table.row_count) for c in table.get_row_at(i)]
+            assert any(HOSTILE_SHOWN + ".gguf" in c for c in cells)
+            assert not any("\x1b" in c for c in cells)
+            notes = str(dash.query_one("#results .notes").render())
+            assert f"runner died {HOSTILE_SHOWN}end" in notes and "\x1b" not in notes
+            # Nothing on screen carries an escape; the pane text still shows the brackets.
+            drawn = screen_text(app)
+            assert "\x1b" not in drawn and "[@click=app.quit]x[/]" in drawn
+            # A re-run of a run whose spec holds markup: the toast is literal, no MarkupError.
+            dash.apply_rerun(RerunRequest(gguf, "Again.", None, {}))
+            await pilot.pause(0.2)
+            loaded = [str(t.render()) for t in app.screen.query(Toast)]
+            assert any(f"loaded gguf:{tmp_path}" in m and HOSTILE_SHOWN in m for m in loaded)
+            assert "\x1b" not in screen_text(app)
+            # Still running and responsive: the key help opens and closes.
+            assert app.is_running and app.return_code is None
+            dash.query_one("#run-button").focus()
+            await pilot.press("f1")
+            assert isinstance(app.screen, KeyHelp)
+            await pilot.press("escape")
+            assert isinstance(app.screen, Dashboard)

@@ -20,6 +20,7 @@ from textual.theme import BUILTIN_THEMES
 from ..backends import BackendPool
 from ..config import db_path
 from .dashboard import Dashboard
+from .safe_text import notify_inert
 from .settings import Settings, SettingsError, load_themes
 
 DEFAULT_THEME = "llmbench-dark"
@@ -72,7 +73,7 @@ class LLMBenchApp(App):
         dashboard = Dashboard(self.preselected)
         self.push_screen(dashboard)
         for problem in self._theme_problems:
-            self.notify(problem, severity="warning")
+            notify_inert(self, problem, severity="warning")  # names a file and its error
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         if self.start_screen == "history":
             self.call_after_refresh(dashboard.action_history)

@@ -4,7 +4,9 @@ Each chart is a ``PlotextPlot`` that owns its data and redraws from it, so a res
 same picture. Data is prepared by small pure functions (``telemetry_lines``, ``cumulative_tokens``)
 that tests can check without a terminal. Charts never raise on odd data: a run without series
 shows a one-line "no data" note instead of an empty frame, because many runs (errors, old imports)
-legitimately have none.
+legitimately have none. Labels (model names, series keys of imported records) are stripped of
+control characters: the plot is read back with ``Text.from_ansi``, so an escape in a label would
+be acted on.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from textual_plotext import PlotextPlot
+
+from .safe_text import strip_controls
 
 _TIME_KEYS = ("t_s", "t", "time_s", "elapsed_s", "offset_s")
 
@@ -147,7 +151,7 @@ class LinesChart(Chart):
     ) -> None:
         super().__init__(title, id=id)
         self.x = list(x)
-        self.lines = {k: list(v) for k, v in lines.items()}
+        self.lines = {strip_controls(k): list(v) for k, v in lines.items()}
         self.xlabel = xlabel
 
     def draw(self, plt) -> bool:
@@ -205,7 +209,9 @@ class BarChart(Chart):
     ) -> None:
         super().__init__(title, id=id)
         pairs = [
-            (str(lab), float(v)) for lab, v in zip(labels, values, strict=False) if _is_number(v)
+            (strip_controls(str(lab)), float(v))
+            for lab, v in zip(labels, values, strict=False)
+            if _is_number(v)
         ]
         self.labels = [p[0] for p in pairs]
         self.values = [p[1] for p in pairs]

@@ -114,8 +114,10 @@ class CompareScreen(Screen):
                 "'n<2' that a side has too few runs to tell."
             )
             if excluded:
-                note += f" {excluded} warm-up or failed runs are left out, as in every statistic."
-            yield Static(note, id="compare-note")
+                note += (
+                    f" {excluded} warm-up, cold or failed runs are left out, as in every statistic."
+                )
+            yield Static(Text(note), id="compare-note")
             with Horizontal(id="bars"):
                 yield self._bars("decode tok/s (mean)", "timings.decode_tok_s", "bar-decode")
                 yield self._bars("TTFT s (mean)", "timings.ttft_s", "bar-ttft")

@@ -29,6 +29,7 @@ from ..engine.events import (
 from ..engine.runner import Engine, Plan
 from ..schema import ModelSpec, PromptSpec
 from .discovery import discover
+from .safe_text import notify_inert, strip_controls
 from .widgets.dialogs import KeyHelp, RecentPrompts, SuitePath
 from .widgets.meters import MeterBar
 from .widgets.model_picker import ModelPicker
@@ -172,7 +173,7 @@ class Dashboard(Screen):
         self.query_one(ModelPicker).choose([request.model_spec])
         self.query_one(PromptPane).fill(request.prompt, request.system)
         self.query_one(OptionsForm).fill(request.options or {})
-        self.notify(f"loaded {request.model_spec}: press F5 to run it again")
+        notify_inert(self, f"loaded {request.model_spec}: press F5 to run it again")
 
     def action_load_suite(self) -> None:
         from ..suite import SuiteError, load_suite
@@ -183,7 +184,7 @@ class Dashboard(Screen):
             try:
                 plan = Plan.from_suite(load_suite(path))
             except (SuiteError, ValueError) as exc:
-                self.notify(str(exc), severity="error", timeout=8)
+                notify_inert(self, str(exc), severity="error", timeout=8)
                 return
             if not plan.models:
                 plan.models = self._chosen_specs()
@@ -226,7 +227,7 @@ class Dashboard(Screen):
         try:
             return [ModelSpec.parse(label) for label in chosen]
         except ValueError as exc:
-            self.notify(str(exc), severity="error")
+            notify_inert(self, str(exc), severity="error")
             return []
 
     def _plan_from_form(self) -> Plan | None:
@@ -240,7 +241,7 @@ class Dashboard(Screen):
         try:
             options, settings = self.query_one(OptionsForm).read()
         except OptionsError as exc:
-            self.notify(str(exc), severity="error")
+            notify_inert(self, str(exc), severity="error")
             return None
         prompt = PromptSpec(id="prompt", text=pane.prompt, system=pane.system)
         return Plan(models=specs, prompts=[prompt], options=options, **settings)
@@ -275,7 +276,7 @@ class Dashboard(Screen):
         try:
             await engine.run()
         except Exception as exc:  # the engine should never raise; say so if it does
-            self.notify(f"the session stopped: {exc}", severity="error", timeout=10)
+            notify_inert(self, f"the session stopped: {exc}", severity="error", timeout=10)
         finally:
             self.engine = None
             self._set_running(False)
@@ -312,9 +313,7 @@ class Dashboard(Screen):
         if state is not None and self._by_run.get(record.id, state) is state:
             state.finished(record)
         if record.status in ("error", "timeout"):
-            self.notify(
-                f"{record.model_spec}: {record.error}", severity="error", timeout=8, markup=False
-            )
+            notify_inert(self, f"{record.model_spec}: {record.error}", severity="error", timeout=8)
 
     def _session_finished(self, event: SessionFinished) -> None:
         self._flush(final=True)
@@ -325,7 +324,8 @@ class Dashboard(Screen):
         where = "stored" if event.stored else "NOT stored (see the log)"
         verb = "cancelled" if event.cancelled else "finished"
         self._progress = f"session {verb}: {ok}/{len(event.records)} runs ok, {where}"
-        self.notify(self._progress, severity="warning" if event.cancelled else "information")
+        severity = "warning" if event.cancelled else "information"
+        notify_inert(self, self._progress, severity=severity)
 
     # ------------------------------------------------------------------ drawing
 
@@ -341,7 +341,9 @@ class Dashboard(Screen):
         self._status_shown = key
         line = Text("llmbench", style="bold")
         if self._progress:
-            line.append("  " + self._progress, style="bold" if self.running else "dim")
+            # The progress names the model running (a label from the user, a server or a file).
+            style = "bold" if self.running else "dim"
+            line.append("  " + strip_controls(self._progress), style=style)
         self.query_one("#status-line", Static).update(line, layout=False)
 
     def _tick_meters(self) -> None:
@@ -373,5 +375,5 @@ class Dashboard(Screen):
         else:
             tabs = TabbedContent(classes="pane-tabs")
             for label, pane in self._panes.items():
-                tabs.compose_add_child(TabPane(Content(label), pane))
+                tabs.compose_add_child(TabPane(Content(strip_controls(label)), pane))
             holder.mount(tabs)

@@ -148,8 +148,9 @@ class RunDetailScreen(Screen):
         title = Text.assemble(
             (strip_controls(str(r.get("model"))), "bold"), "  ",
             strip_controls(f"{r.get('backend')}@{r.get('host') or 'local'}"), "  ",
-            (str(r.get("status")), "green" if r.get("status") == "ok" else "red"), "  ",
-            str(r.get("started_at")), "  ", (str(r.get("id")), "dim"),
+            (strip_controls(str(r.get("status"))), "green" if r.get("status") == "ok" else "red"),
+            "  ", strip_controls(str(r.get("started_at"))), "  ",
+            (strip_controls(str(r.get("id"))), "dim"),
         )  # fmt: skip
         yield Static(title, id="detail-title")
         with TabbedContent(id="detail-tabs"):
@@ -202,10 +203,13 @@ class RunDetailScreen(Screen):
 
     def _define(self, table: DataTable) -> None:
         if not table.row_count:
-            self.query_one("#definition", Static).update("No figures were recorded for this run.")
+            self.query_one("#definition", Static).update(
+                Text("No figures were recorded for this run.")
+            )
             return
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        self.query_one("#definition", Static).update(self._DEFINITIONS.get(key or "", ""))
+        # Text, not str: Static would parse a str as markup; a definition is plain prose.
+        self.query_one("#definition", Static).update(Text(self._DEFINITIONS.get(key or "", "")))
 
     @on(DataTable.RowHighlighted, "#figures")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -2,9 +2,11 @@
 
 A model can emit anything: Rich markup (``[bold red]``, ``[link=…]``), terminal escape sequences
 (``ESC[2J`` clears the screen, OSC 52 writes the clipboard, OSC 8 makes links), bells, backspaces,
-carriage returns that overwrite a line, bidirectional overrides that reorder what is shown. The
-dashboard writes text straight into terminal cells, so every such sequence is removed here and
-the rest is shown as the characters it is. Markup needs no escaping as long as nobody parses it:
+carriage returns that overwrite a line, bidirectional overrides and marks that reorder what is
+shown, Unicode line/paragraph separators that some terminals break lines on and others do not. The
+dashboard writes text straight into terminal cells (Rich and Textual drop only BEL, BS, VT, FF and
+CR; ESC goes through), so every such sequence is removed here and the rest is shown as the
+characters it is. Markup needs no escaping as long as nobody parses it:
 callers build ``rich.text.Text(...)`` objects or plain segments, never markup strings.
 
 Sequences can be split across stream chunks, so ``StreamSanitizer`` holds back an unfinished
@@ -14,6 +16,7 @@ escape at the end of a chunk until the next one completes (or ends) it.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from rich.text import Text
 
@@ -35,14 +38,18 @@ _UNFINISHED = re.compile(
     re.DOTALL,
 )
 # Whatever is left that a terminal would act on: C0 controls but newline and tab, DEL, C1, and
-# the bidi controls that make text read in another order than it is stored.
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# the bidi controls that make text read in another order than it is stored (embeddings,
+# overrides, isolates, and the LRM/RLM/ALM marks).
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# U+2028/U+2029 are line breaks to Unicode but not to a terminal: make them the newline they mean.
+_SEPARATORS = re.compile("[\u2028\u2029]")
 _HOLD_MAX = 256  # never hold back more than this: a runaway "escape" is just dropped text
 
 
 def strip_controls(text: str) -> str:
-    """Remove every escape sequence and control character; keep ``\\n``; tabs become spaces."""
-    text = text.replace("\r\n", "\n")
+    """Remove every escape sequence and control character; keep ``\\n`` (U+2028/U+2029 become
+    one); tabs become spaces."""
+    text = _SEPARATORS.sub("\n", text.replace("\r\n", "\n"))
     text = _ESCAPES.sub("", text)
     text = _CONTROLS.sub("", text)
     return text.replace("\t", "    ")
@@ -51,6 +58,17 @@ def strip_controls(text: str) -> str:
 def inert(text: str, style: str = "") -> Text:
     """A Rich ``Text`` that shows ``text`` literally: no markup parsed, no escapes kept."""
     return Text(strip_controls(text), style=style)
+
+
+def notify_inert(target: Any, message: str, **kwargs: Any) -> None:
+    """``target.notify(message)`` with the message shown literally.
+
+    Textual parses a toast's message as markup unless told not to: a model or file named
+    ``x [/] y`` would raise ``MarkupError`` and crash the app, and ``[@click=app.quit]`` would
+    become a live action. Every toast that carries a name, a path or an error sentence goes
+    through here.
+    """
+    target.notify(strip_controls(message), markup=False, **kwargs)
 
 
 class StreamSanitizer:

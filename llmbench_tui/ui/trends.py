@@ -22,7 +22,7 @@ from ..compare import counted
 from ..engine.stats import get_path
 from ..store import RunQuery, Store, StoreError
 from .charts import TrendChart
-from .safe_text import strip_controls
+from .safe_text import notify_inert, strip_controls
 
 
 def trend_points(
@@ -86,7 +86,7 @@ class TrendsScreen(Screen):
         try:
             found = self.store.query(query)
         except StoreError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            self.app.call_from_thread(notify_inert, self, str(exc), severity="error")
             return
         found = [r for r in found if r.get("model") == self.model and r.get("host") == self.host]
         if self.by_prompt:

@@ -11,7 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from ..safe_text import strip_controls
+from ..safe_text import inert, strip_controls
 
 
 class _Dialog(ModalScreen):
@@ -43,7 +43,8 @@ class KeyHelp(_Dialog):
             table = DataTable(cursor_type="row", zebra_stripes=True, id="help-table")
             table.add_columns("keys", "does", "binding id")
             for keys, does, ident in self.rows:
-                table.add_row(Text(keys, style="bold"), Text(does), Text(ident, style="dim"))
+                # Keys and ids come from the user's config.toml.
+                table.add_row(inert(keys, "bold"), inert(does), inert(ident, "dim"))
             yield table
             yield Label(
                 "Esc / F1 closes.  Tab moves between panes; space ticks a model.", classes="hint"

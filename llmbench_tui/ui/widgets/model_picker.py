@@ -17,7 +17,7 @@ from textual.widgets.selection_list import Selection
 
 from ...backends.base import ModelInfo
 from ..discovery import Source, human_size
-from ..safe_text import strip_controls
+from ..safe_text import inert, strip_controls
 
 
 def model_row(info: ModelInfo) -> Text:
@@ -84,7 +84,8 @@ class ModelPicker(Vertical):
                 rows.append((f"!{source.kind}:{source.where}", msg, False))
         for label in self.chosen:
             if label not in known:
-                rows.insert(0, (label, Text.assemble((label, "bold"), ("  (given)", "dim")), True))
+                shown = strip_controls(label)
+                rows.insert(0, (label, Text.assemble((shown, "bold"), ("  (given)", "dim")), True))
         self._rows = rows
         self._rebuild()
 
@@ -130,5 +131,5 @@ class ModelPicker(Vertical):
         known = {v for v, _, _ in self._rows}
         for label in labels:
             if label not in known:
-                self._rows.insert(0, (label, Text(label, style="bold"), True))
+                self._rows.insert(0, (label, inert(label, style="bold"), True))
         self._rebuild()

@@ -12,6 +12,7 @@ from textual_plotext import PlotextPlot
 
 from ...engine.report import footnotes, group_label, summary_table
 from ...engine.stats import GroupSummary
+from ..safe_text import inert, strip_controls
 
 
 class BarChart(PlotextPlot):
@@ -32,6 +33,8 @@ class BarChart(PlotextPlot):
 
 
 def _short(label: str, width: int = 18) -> str:
+    # Plotext's picture is read back with ``Text.from_ansi``: an escape in a label would style it.
+    label = strip_controls(label)
     return label if len(label) <= width else "…" + label[-(width - 1) :]
 
 
@@ -59,8 +62,9 @@ class ResultStrip(Vertical):
         table.clear(columns=True)
         table.add_columns(*(Text(h) for h in rows[0]))
         for row in rows[1:]:
-            table.add_row(*(Text(c) for c in row))
-        self.query_one(".notes", Static).update(Text("\n".join(footnotes(groups))))
+            table.add_row(*(inert(c) for c in row))  # model names, prompt ids
+        # Footnotes carry model names and the servers' error sentences.
+        self.query_one(".notes", Static).update(inert("\n".join(footnotes(groups))))
         labels, decode, ttft_labels, ttft = [], [], [], []
         for g in groups:
             label = _short(group_label(g))

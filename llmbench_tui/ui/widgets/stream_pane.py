@@ -17,7 +17,7 @@ from textual.widgets import Static
 
 from ...engine.events import ChunkReceived, RunStarted
 from ...schema import RunRecord
-from ..safe_text import StreamSanitizer
+from ..safe_text import StreamSanitizer, strip_controls
 from .stream_log import StreamLog
 
 _STATUS_STYLE = {
@@ -114,7 +114,7 @@ class PaneState:
         if self.runs:
             out.append(f" {self.run_no}/{self.runs}", style="dim")
         out.append("  ")
-        out.append(self.label, style="bold")
+        out.append(strip_controls(self.label), style="bold")
         ttft = f"{self.ttft_s:.3f}s" if self.ttft_s is not None else "-"
         tok_s = f"{self.tok_s:.1f}" if self.tok_s is not None else "-"
         out.append(f"\nTTFT {ttft}  {tok_s} tok/s  {self.tokens} tok  {self.elapsed_s:.1f}s")
