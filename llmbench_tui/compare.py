@@ -27,9 +27,9 @@ from typing import Any
 
 from llmbench_tui.engine.stats import describe, get_path
 from llmbench_tui.exporting import read_records
+from llmbench_tui.safe_text import strip_controls
 from llmbench_tui.schema import Efficiency, ServerStats, Timings, Tokens
 from llmbench_tui.store import RunQuery, Store, StoreError
-from llmbench_tui.ui.safe_text import strip_controls
 
 SECTIONS = ("timings", "server", "tokens", "efficiency", "quality")
 _ORDER = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rich.text import Text
 
-from llmbench_tui.ui.safe_text import StreamSanitizer, inert, notify_inert, strip_controls
+from llmbench_tui.safe_text import StreamSanitizer, inert, notify_inert, strip_controls
 from llmbench_tui.ui.widgets.stream_log import wrap_line
 
 HOSTILE = [

@@ -24,9 +24,9 @@ from ..config import DEFAULT_MAX_TOKENS, DEFAULT_PROMPT, data_dir, db_path
 from ..engine.events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished
 from ..engine.report import footnotes, render_markdown, render_text, summary_table
 from ..engine.runner import Engine, Plan
+from ..safe_text import strip_controls as clean
 from ..schema import ModelSpec, Options, PromptSpec, Suite
 from ..suite import SuiteError, load_suite
-from ..ui.safe_text import strip_controls as clean
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REGRESSION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 
 from llmbench_tui import config
+from llmbench_tui.safe_text import strip_controls
 from llmbench_tui.store import RunQuery, Store, StoreError, get_path
-from llmbench_tui.ui.safe_text import strip_controls
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:

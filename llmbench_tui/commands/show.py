@@ -13,8 +13,8 @@ import sys
 from typing import Any
 
 from llmbench_tui.commands.history import add_data_dir, clean, fail, fmt_num, json_text, open_store
+from llmbench_tui.safe_text import strip_controls
 from llmbench_tui.store import StoreError
-from llmbench_tui.ui.safe_text import strip_controls
 
 _SECTIONS = ("tokens", "timings", "server", "efficiency", "telemetry", "quality")
 

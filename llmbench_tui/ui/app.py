@@ -18,9 +18,9 @@ from textual.binding import Binding
 from textual.theme import BUILTIN_THEMES
 
 from ..backends import BackendPool
-from ..config import db_path
+from ..config import data_dir, db_path
+from ..safe_text import notify_inert
 from .dashboard import Dashboard
-from .safe_text import notify_inert
 from .settings import Settings, SettingsError, load_themes
 
 DEFAULT_THEME = "llmbench-dark"
@@ -126,12 +126,19 @@ def build_app(args: Any) -> LLMBenchApp:
         store = Store(db_path(getattr(args, "data_dir", None)))
     except StoreError as exc:
         raise ValueError(str(exc)) from None
+    from .history import freeze_loaded_runs
+
+    freeze_loaded_runs()  # the history screen's paints then never wait on a full collection
     interval = getattr(args, "sample_interval", None) or 0.5
     hub = None
     try:
         from ..engine.telemetry import TelemetryHub
 
-        hub = TelemetryHub(interval_s=interval)
+        hub = TelemetryHub(
+            interval_s=interval,
+            data_dir=data_dir(getattr(args, "data_dir", None)),  # calibration, hash cache
+            server=getattr(args, "server_pid", None),
+        )
     except ImportError:
         pass
     return LLMBenchApp(

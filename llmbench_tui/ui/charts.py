@@ -17,7 +17,7 @@ from datetime import datetime
 
 from textual_plotext import PlotextPlot
 
-from .safe_text import strip_controls
+from ..safe_text import strip_controls
 
 _TIME_KEYS = ("t_s", "t", "time_s", "elapsed_s", "offset_s")
 

@@ -20,9 +20,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ..compare import FigureDiff, compare_records, counted, values
+from ..safe_text import strip_controls
 from .charts import BarChart
 from .history import local_time, short_host
-from .safe_text import strip_controls
 
 # Figures shown, in order (client and server side by side, as everywhere else).
 FIGURES = (

@@ -27,9 +27,9 @@ from ..engine.events import (
     SessionStarted,
 )
 from ..engine.runner import Engine, Plan
+from ..safe_text import notify_inert, strip_controls
 from ..schema import ModelSpec, PromptSpec
 from .discovery import discover
-from .safe_text import notify_inert, strip_controls
 from .widgets.dialogs import KeyHelp, RecentPrompts, SuitePath
 from .widgets.meters import MeterBar
 from .widgets.model_picker import ModelPicker

@@ -44,9 +44,9 @@ from textual.worker import get_current_worker
 from ..config import db_path
 from ..engine.report import cell
 from ..engine.stats import describe, get_path
+from ..safe_text import strip_controls
 from ..store import RunQuery, Store, StoreError
 from .clipboard import copy_text
-from .safe_text import strip_controls
 
 PAGE = 100
 DEBOUNCE_S = 0.15

@@ -21,9 +21,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane, TextArea
 
 from ..engine.stats import get_path
+from ..safe_text import inert, strip_controls
 from .charts import TokensChart, telemetry_charts
 from .clipboard import copy_text
-from .safe_text import inert, strip_controls
 
 # (label, client path, server path, format, definition) - definitions follow METRICS.md.
 FIGURES: tuple[tuple[str, str | None, str | None, str, str], ...] = (

@@ -20,9 +20,9 @@ from textual.widgets import Footer, Static
 
 from ..compare import counted
 from ..engine.stats import get_path
+from ..safe_text import notify_inert, strip_controls
 from ..store import RunQuery, Store, StoreError
 from .charts import TrendChart
-from .safe_text import notify_inert, strip_controls
 
 
 def trend_points(

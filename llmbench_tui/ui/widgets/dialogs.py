@@ -11,7 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from ..safe_text import inert, strip_controls
+from ...safe_text import inert, strip_controls
 
 
 class _Dialog(ModalScreen):

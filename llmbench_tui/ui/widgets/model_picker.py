@@ -16,8 +16,8 @@ from textual.widgets import Input, SelectionList
 from textual.widgets.selection_list import Selection
 
 from ...backends.base import ModelInfo
+from ...safe_text import inert, strip_controls
 from ..discovery import Source, human_size
-from ..safe_text import inert, strip_controls
 
 
 def model_row(info: ModelInfo) -> Text:

@@ -12,7 +12,7 @@ from textual_plotext import PlotextPlot
 
 from ...engine.report import footnotes, group_label, summary_table
 from ...engine.stats import GroupSummary
-from ..safe_text import inert, strip_controls
+from ...safe_text import inert, strip_controls
 
 
 class BarChart(PlotextPlot):

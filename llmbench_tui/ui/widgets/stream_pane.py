@@ -16,8 +16,8 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from ...engine.events import ChunkReceived, RunStarted
+from ...safe_text import StreamSanitizer, strip_controls
 from ...schema import RunRecord
-from ..safe_text import StreamSanitizer, strip_controls
 from .stream_log import StreamLog
 
 _STATUS_STYLE = {
