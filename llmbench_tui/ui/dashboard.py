@@ -38,7 +38,7 @@ from .widgets.prompt_pane import PromptPane
 from .widgets.results import ResultStrip
 from .widgets.stream_pane import PaneState, StreamPane
 
-FLUSH_HZ = 10
+FLUSH_HZ = 4
 SIDE_BY_SIDE_MIN = 32  # columns each pane needs before panes go side by side instead of tabs
 IDLE_HINT = (
     "Tick models (space), then p (or alt+p) to type a prompt, F5 to run; Esc cancels.\n"
@@ -330,9 +330,17 @@ class Dashboard(Screen):
     # ------------------------------------------------------------------ drawing
 
     def _flush(self, final: bool = False) -> None:
+        """Move buffered text onto the panes; the status line follows in a frame of its own.
+
+        Textual repaints one crop per frame: the box around every dirty region, and every
+        widget in that box re-renders. A status line (top row) or meter (second row) changing
+        in the same frame as a stream pane widens the box to the whole screen, setup column
+        included; so those are updated after the pane's frame (``call_after_refresh``).
+        """
         for pane in self._panes.values():
             pane.flush(final)
-        self._update_status()
+        if (self._progress, self.running) != self._status_shown:
+            self.call_after_refresh(self._update_status)
 
     def _update_status(self) -> None:
         key = (self._progress, self.running)
@@ -348,7 +356,11 @@ class Dashboard(Screen):
 
     def _tick_meters(self) -> None:
         hub = self.app.hub
-        self.query_one(MeterBar).update_from(hub.sampler.latest() if hub else None)
+        if hub is not None:
+            self.call_after_refresh(self._update_meters, hub.sampler.latest())
+
+    def _update_meters(self, sample) -> None:
+        self.query_one(MeterBar).update_from(sample)
 
     def on_resize(self) -> None:
         if self.states:

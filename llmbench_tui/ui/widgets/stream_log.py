@@ -13,14 +13,17 @@ segments, never parsed as markup.
 from __future__ import annotations
 
 import re
+from time import monotonic
 
 from rich.cells import cell_len, chop_cells
 from rich.segment import Segment
-from textual.geometry import Size
+from rich.style import Style
+from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 _WORDS = re.compile(r"\S+\s*|\s+")
+SCROLLBAR_PERIOD_S = 1.0  # how often the scrollbar follows a stream (see ``sync_scrollbar``)
 
 
 def wrap_line(line: str, width: int) -> list[str]:
@@ -66,6 +69,8 @@ class StreamLog(ScrollView, can_focus=True):
         self._logical: list[str] = [""]
         self._visual: list[str] = [""]
         self._wrap_width = 0
+        self._line_style: Style = Style()
+        self._bar_synced_at = 0.0
 
     @property
     def text(self) -> str:
@@ -93,16 +98,42 @@ class StreamLog(ScrollView, can_focus=True):
         pinned = self.is_vertical_scroll_end
         parts = text.split("\n")
         width = self._wrap_width
+        first_changed = len(self._visual) - 1  # the old last line is re-wrapped
         last = self._visual.pop()
         self._logical[-1] += parts[0]
         self._visual.extend(wrap_line(last + parts[0], width))
         for part in parts[1:]:
             self._logical.append(part)
             self._visual.extend(wrap_line(part, width))
-        self._update_virtual_size()
-        if pinned:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
-        self.refresh()
+        if not (self.is_mounted and self.show_vertical_scrollbar):
+            self._update_virtual_size()
+            return
+        # Quietly (no layout, no scrollbar repaint): see ``_update_virtual_size``.
+        self.set_reactive(StreamLog.virtual_size, Size(width, len(self._visual)))
+        top = self.scroll_offset.y
+        if pinned and self.max_scroll_y != top:
+            self.set_reactive(StreamLog.scroll_y, float(self.max_scroll_y))
+            self.set_reactive(StreamLog.scroll_target_y, float(self.max_scroll_y))
+            self.refresh()  # every row moved
+        else:
+            # Only the re-wrapped last line and the new ones changed: repaint just those rows.
+            self.refresh_lines(first_changed, len(self._visual) - first_changed)
+        now = monotonic()
+        if now - self._bar_synced_at >= SCROLLBAR_PERIOD_S:
+            self.sync_scrollbar()
+
+    def sync_scrollbar(self) -> None:
+        """Bring the scrollbar up to date with the text and the scroll position.
+
+        Textual repaints a frame as the box around every changed region, and the scrollbar spans
+        the log's full height; repainting it with every flush made each frame re-render every row
+        of the screen (and the scrollbar itself is costly to draw). So while text streams in it
+        follows at ``SCROLLBAR_PERIOD_S``; the pane calls this once more when the stream ends.
+        """
+        self._bar_synced_at = monotonic()
+        if self.is_mounted and self.show_vertical_scrollbar:
+            self._scroll_update(self.virtual_size)
+            self.vertical_scrollbar.position = self.scroll_y
 
     def clear(self) -> None:
         self._logical = [""]
@@ -125,7 +156,7 @@ class StreamLog(ScrollView, can_focus=True):
             return
         if self.is_mounted and self.show_vertical_scrollbar:
             self.set_reactive(StreamLog.virtual_size, size)
-            self._scroll_update(size)
+            self.sync_scrollbar()
         else:
             self.virtual_size = size
 
@@ -139,8 +170,13 @@ class StreamLog(ScrollView, can_focus=True):
             if pinned:
                 self.scroll_end(animate=False, immediate=True, x_axis=False)
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # ``rich_style`` walks every ancestor's styles: compute it once per frame, not per row.
+        self._line_style = self.rich_style
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
-        style = self.rich_style
+        style = self._line_style
         width = self.size.width
         index = self.scroll_offset.y + y
         if index >= len(self._visual):

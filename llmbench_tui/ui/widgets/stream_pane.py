@@ -153,5 +153,7 @@ class StreamPane(Vertical):
         new = state.take_text(final)
         if new:
             self._log.append(new)
+        if final or state.status not in ("waiting", "streaming"):
+            self._log.sync_scrollbar()  # a stream that ended shows its scrollbar exact
         self._header.update(state.header(), layout=False)  # fixed height: no re-layout
         state.dirty = False
