@@ -289,6 +289,8 @@ async def test_a_rerun_request_fills_the_form(make_app) -> None:
         await wait_for(pilot, lambda: dash.query_one(ModelPicker).sources, 30)
         await pilot.press("f2")
         assert type(app.screen).__name__ == "HistoryScreen"
+        await app.workers.wait_for_complete()  # its first page query, as a user would see it
+        await pilot.pause(0.1)
         app.screen.dismiss(RerunRequest("embedded", "Again?", "Be brief.",
                                         {"temperature": 0.2, "max_tokens": 7, "seed": 3}))
         await pilot.pause(0.1)

@@ -538,3 +538,28 @@ def test_run_history_app_refuses_a_corrupt_database(tmp_path, capsys):
     assert run_history_app(tmp_path) == 2
     err = capsys.readouterr().err
     assert str(db_path(tmp_path)) in err and "Traceback" not in err
+
+
+async def test_leaving_while_a_query_runs_does_not_crash(store, tmp_path, monkeypatch) -> None:
+    """Esc right after opening (found under load in CI-like runs): the page query finishes
+    after the screen is gone and must not try to draw on it."""
+    import threading
+
+    release = threading.Event()
+    real_query = store.query
+
+    def slow_query(q=None):
+        release.wait(5)
+        return real_query(q)
+
+    monkeypatch.setattr(store, "query", slow_query)
+    app = HistoryTestApp(store, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.1)
+        await pilot.press("escape")  # leave while the first page query is blocked
+        await pilot.pause(0.1)
+        assert app.result is None
+        release.set()  # the query now completes against a dismissed screen
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.2)
+        assert app.is_running and not app._exception

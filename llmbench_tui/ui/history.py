@@ -655,10 +655,14 @@ class HistoryScreen(Screen):
             self.app.call_from_thread(self._show, result)
 
     def _query_failed(self, message: str) -> None:
+        if not self.is_attached:  # dismissed while the worker ran: nothing to draw
+            return
         self.query_one(KeyFooter).release()
         self.notify(strip_controls(message), severity="error", title="History", markup=False)
 
     def _show(self, result: _Result) -> None:
+        if not self.is_attached:  # dismissed while the worker ran: nothing to draw
+            return
         start = time.perf_counter()
         self.rows, self.groups, self.more = result.rows, result.groups, result.more
         self.total = result.total
@@ -874,6 +878,8 @@ class HistoryScreen(Screen):
             self.app.call_from_thread(self._push_filters, self._choices)
 
     def _push_filters(self, choices: dict[str, list[str]]) -> None:
+        if not self.is_attached:  # dismissed while the worker ran: nothing to draw
+            return
         def done(filters: Filters | None) -> None:
             if filters is not None:
                 self.set_filters(filters)
@@ -1008,6 +1014,8 @@ class HistoryScreen(Screen):
         self.app.call_from_thread(self._deleted, ids, removed)
 
     def _deleted(self, ids: list[str], removed: int) -> None:
+        if not self.is_attached:  # dismissed while the worker ran: nothing to draw
+            return
         for rid in ids:
             self.marked.pop(rid, None)
         self._choices = None

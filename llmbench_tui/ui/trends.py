@@ -94,6 +94,8 @@ class TrendsScreen(Screen):
         self.app.call_from_thread(self._show, found)
 
     def _show(self, records: list[dict[str, Any]]) -> None:
+        if not self.is_attached:  # dismissed while the worker ran: nothing to draw
+            return
         when_d, decode = trend_points(records, "timings.decode_tok_s")
         when_t, ttft = trend_points(records, "timings.ttft_s")
         self.points = len(decode)
