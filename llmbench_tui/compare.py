@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmbench_tui.engine.stats import describe, get_path
+from llmbench_tui.engine.stats import counted, describe, get_path
 from llmbench_tui.exporting import read_records
-from llmbench_tui.safe_text import strip_controls
+from llmbench_tui.safe_text import one_line
 from llmbench_tui.schema import Efficiency, ServerStats, Timings, Tokens
 from llmbench_tui.store import RunQuery, Store, StoreError
 
@@ -60,14 +60,6 @@ def figure_path(name: str) -> str:
     raise ValueError(f"unknown figure {name!r}: use e.g. decode_tok_s, ttft_s, server.load_s")
 
 
-def counted(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The runs figures are taken from: successful, not warm-up (excluded from statistics) and not
-    cold (reported apart: a cold run's TTFT includes the model load)."""
-    return [
-        r for r in records if r.get("status") == "ok" and not r.get("warmup") and not r.get("cold")
-    ]
-
-
 # What makes two runs comparable, named for labels: the group of ``engine.stats.summarize`` less
 # ``cold`` (cold runs are never counted) and ``options`` (a changed option is what a comparison or
 # a gate is there to judge, not a reason to stop comparing).
@@ -88,11 +80,6 @@ def _plain(value: Any) -> Any:
 def run_group(record: dict[str, Any]) -> tuple:
     """The group a run is judged in: (model spec or name, prompt id, backend, host, concurrency)."""
     return tuple(get(record) for _, get in GROUP_FIELDS)
-
-
-def _one_line(value: Any) -> str:
-    """Record text (untrusted: imports are arbitrary JSON) made inert and kept on one line."""
-    return " ".join(strip_controls("" if value is None else str(value)).split())
 
 
 def values(records: Iterable[dict[str, Any]], path: str) -> list[float]:
@@ -267,10 +254,10 @@ def resolve_side(store: Store, ref: str) -> Side:
         try:
             if kind == "run":
                 run = store.get_run(ref)
-                return Side("run", _one_line(run["id"])[:12], [run])
+                return Side("run", one_line(run["id"])[:12], [run])
             sid = store.resolve_session_id(ref)
             runs = store.query(RunQuery(session_id=sid))
-            return Side("session", _one_line(sid)[:12], runs)
+            return Side("session", one_line(sid)[:12], runs)
         except StoreError as exc:
             errors.append(str(exc))
     if any("matches" in e for e in errors):
@@ -304,7 +291,7 @@ def group_key(a: Side, b: Side) -> Callable[[dict[str, Any]], str]:
 def _label(name: str, value: Any) -> str:
     if name == "concurrency":
         return f"c={value}"
-    return "-" if value is None else _one_line(value)
+    return "-" if value is None else one_line(value)
 
 
 # -- regression gate ------------------------------------------------------------------------
@@ -357,12 +344,12 @@ class Violation:
     def sentence(self) -> str:
         """One line naming the group, the figure, both means and the change (record text made
         inert: a baseline file is untrusted)."""
-        model = _one_line(self.model)
+        model = one_line(self.model)
         if self.host and str(self.host) not in model:
-            model += f" @ {_one_line(self.host)}"
+            model += f" @ {one_line(self.host)}"
         where = f"{model}, prompt {_label('prompt', self.prompt_id)}"
         if self.concurrency != 1:
-            where += f", concurrency {_one_line(self.concurrency)}"
+            where += f", concurrency {one_line(self.concurrency)}"
         return (
             f"{where}: {self.figure} {self.baseline:.4g} → {self.current:.4g} "
             f"({self.change_pct:+.1f}%), crossing {self.rule}"

@@ -95,3 +95,15 @@ class StreamSanitizer:
     def flush(self) -> str:
         text, self._held = self._held, ""
         return strip_controls(text)
+
+
+def one_line(text: Any, width: int | None = None) -> str:
+    """Any untrusted field as one inert line: the single home of that rule.
+
+    The response, error and model come from a server, and ``llmbench import`` takes arbitrary
+    JSON. ``strip_controls`` removes escape sequences whole (``ESC[2J`` leaves no ``[2J``) and
+    every control character; whitespace runs, newlines included, become one space, so a field
+    cannot forge lines; text longer than ``width`` is cut with an ellipsis.
+    """
+    flat = " ".join(strip_controls("" if text is None else str(text)).split())
+    return flat if width is None or len(flat) <= width else flat[: width - 1] + "…"

@@ -15,6 +15,7 @@ import pytest
 from store_helpers import run
 
 from llmbench_tui.commands import compare, delete, doctor, export, history, import_, show
+from llmbench_tui.formatting import local_time
 from llmbench_tui.store import Store
 
 
@@ -231,10 +232,12 @@ def test_naive_timestamps_are_utc(monkeypatch):
     monkeypatch.setenv("TZ", "Asia/Kolkata")  # UTC+05:30, no daylight saving
     time.tzset()
     try:
-        assert history.local_time("2025-03-01T10:00:00") == "2025-03-01 15:30"
-        assert history.local_time("2025-03-01T10:00:00Z") == "2025-03-01 15:30"
-        assert history.local_time("2025-03-01T10:00:00+01:00") == "2025-03-01 14:30"
-        assert history.local_time("soon\x1b[2J") == "soon"
+        assert local_time("2025-03-01T10:00:00") == "2025-03-01 15:30"
+        assert local_time("2025-03-01T10:00:00Z") == "2025-03-01 15:30"
+        assert local_time("2025-03-01T10:00:00+01:00") == "2025-03-01 14:30"
+        assert local_time("2025-03-01T10:00:00", short=True) == "03-01 15:30"
+        assert local_time("soon\x1b[2J") == "soon"
+        assert local_time("") == "-"
     finally:
         monkeypatch.undo()
         time.tzset()

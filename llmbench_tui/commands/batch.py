@@ -24,7 +24,7 @@ from ..config import DEFAULT_MAX_TOKENS, DEFAULT_PROMPT, data_dir, db_path
 from ..engine.events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished
 from ..engine.report import footnotes, render_markdown, render_text, summary_table
 from ..engine.runner import Engine, Plan
-from ..safe_text import strip_controls as clean
+from ..safe_text import strip_controls
 from ..schema import ModelSpec, Options, PromptSpec, Suite
 from ..suite import SuiteError, load_suite
 
@@ -135,7 +135,8 @@ class Progress:
         kind = "warm-up" if ev.warmup else "cold" if ev.cold else f"rep {ev.repetition + 1}"
         chunks = sum(self._chunks.values())
         text = (
-            f"[{bar}] {done}/{ev.total_runs} {clean(ev.model)} {clean(ev.prompt_id)} {kind}: "
+            f"[{bar}] {done}/{ev.total_runs} {strip_controls(ev.model)} "
+            f"{strip_controls(ev.prompt_id)} {kind}: "
             f"{chunks} chunks"
         )
         self.stream.write("\r\x1b[2K" + text[:200])
@@ -151,10 +152,10 @@ class Progress:
             figures += f" {r.timings.decode_tok_s:.1f} tok/s"
         if r.tokens.output is not None:
             figures += f" {r.tokens.output} tokens"
-        err = f": {clean(r.error)}" if r.error else ""
+        err = f": {strip_controls(r.error)}" if r.error else ""
         line = (
-            f"[{event.index}/{event.total_runs}] {clean(r.model_spec or r.model)} "
-            f"{clean(r.prompt_id or '')} {kind} {r.status}{figures}{err}"
+            f"[{event.index}/{event.total_runs}] {strip_controls(r.model_spec or r.model)} "
+            f"{strip_controls(r.prompt_id or '')} {kind} {r.status}{figures}{err}"
         )
         if self.tty:
             self.stream.write("\r\x1b[2K")
@@ -220,7 +221,7 @@ def _write_outputs(args: argparse.Namespace, finished: SessionFinished, rows: li
 
         write_export(records, "csv", args.csv)
     if args.markdown:
-        notes = [clean(n) for n in footnotes(finished.groups)]
+        notes = [strip_controls(n) for n in footnotes(finished.groups)]
         text = render_markdown(rows) + "\n"
         if notes:
             text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
@@ -238,13 +239,13 @@ def _gate(args: argparse.Namespace, finished: SessionFinished, store: Any) -> in
     if unjudged and len(unjudged) == len(ungated(current, [])):
         # Nothing in common with the baseline: a gate that judged nothing must not pass.
         raise LookupError(f"the baseline {args.baseline} has no runs of the same model, prompt "
-                          f"and host as this session ({clean('; '.join(unjudged))})")
+                          f"and host as this session ({strip_controls('; '.join(unjudged))})")
     for label in unjudged:
-        print(f"llmbench: warning: not in the baseline, not gated: {clean(label)}",
+        print(f"llmbench: warning: not in the baseline, not gated: {strip_controls(label)}",
               file=sys.stderr)
     violations = evaluate_gate(current, baseline, rules)
     for v in violations:
-        print(f"REGRESSION: {clean(v.sentence)}", file=sys.stderr)
+        print(f"REGRESSION: {strip_controls(v.sentence)}", file=sys.stderr)
     if not violations:
         print(
             f"regression gate passed against {args.baseline} "
@@ -306,10 +307,10 @@ def run_batch(args: argparse.Namespace) -> int:
             hub.stop()
         if store is not None:
             store.close()  # folds the journal into history.json
-    rows = [[clean(c) for c in row] for row in summary_table(finished.groups)]
+    rows = [[strip_controls(c) for c in row] for row in summary_table(finished.groups)]
     print(render_text(rows))
     for note in footnotes(finished.groups):
-        print(clean(note))
+        print(strip_controls(note))
     print(
         f"session {finished.session_id}"
         + ("" if store is None else f" stored in {db_path(args.data_dir)}")

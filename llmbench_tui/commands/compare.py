@@ -13,14 +13,14 @@ import sys
 
 from llmbench_tui.commands.history import (
     add_data_dir,
-    clean,
     fail,
-    fmt_num,
     json_text,
     open_store,
     table,
 )
 from llmbench_tui.compare import FigureDiff, compare_records, group_key, resolve_side
+from llmbench_tui.formatting import fmt_num
+from llmbench_tui.safe_text import one_line
 from llmbench_tui.store import StoreError
 
 
@@ -70,13 +70,13 @@ def main(args: argparse.Namespace) -> int:
             "llmbench compare",
             "no successful warm runs (not warm-up, not cold) with figures on either side",
         )
-    print(f"A = {a.kind} {clean(a.label, 40)} ({len(a.records)} runs)")
-    print(f"B = {b.kind} {clean(b.label, 40)} ({len(b.records)} runs)")
+    print(f"A = {a.kind} {one_line(a.label, 40)} ({len(a.records)} runs)")
+    print(f"B = {b.kind} {one_line(b.label, 40)} ({len(b.records)} runs)")
     rows = [["group", "figure", "A", "B", "change", "vs noise"]]
     for d in diffs:
         change = f"{d.change_pct:+.1f}%" if d.change_pct is not None else "-"
         rows.append([
-            clean(d.group, 36), clean(d.figure), _side(d.mean_a, d.stdev_a, d.n_a),
+            one_line(d.group, 36), one_line(d.figure), _side(d.mean_a, d.stdev_a, d.n_a),
             _side(d.mean_b, d.stdev_b, d.n_b), change, _verdict(d),
         ])  # fmt: skip
     print(table(rows))

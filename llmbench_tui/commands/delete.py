@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from llmbench_tui.commands.history import add_data_dir, clean, fail, open_store
+from llmbench_tui.commands.history import add_data_dir, fail, open_store
+from llmbench_tui.safe_text import one_line
 from llmbench_tui.store import StoreError
 
 
@@ -26,8 +27,8 @@ def main(args: argparse.Namespace) -> int:
         return fail(prog, str(exc))
     if not args.yes:
         for r in runs:
-            when, model = clean(r.get("started_at"), 19), clean(r.get("model"), 30)
-            print(f"  {clean(r['id'])[:12]}  {when}  {model}")
+            when, model = one_line(r.get("started_at"), 19), one_line(r.get("model"), 30)
+            print(f"  {one_line(r['id'])[:12]}  {when}  {model}")
         print(f"delete these {len(runs)} runs? [y/N] ", end="", flush=True)
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):

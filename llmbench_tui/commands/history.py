@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from llmbench_tui import config
-from llmbench_tui.safe_text import strip_controls
+from llmbench_tui.formatting import fmt_num, local_time
+from llmbench_tui.safe_text import one_line
 from llmbench_tui.store import RunQuery, Store, StoreError, get_path
 
 
@@ -66,20 +66,8 @@ def fail(prog: str, message: str, code: int = 1) -> int:
 
     Messages quote record text (ids of an ambiguous prefix, model names), so they are cleaned too.
     """
-    print(f"{prog}: {clean(message)}", file=sys.stderr)
+    print(f"{prog}: {one_line(message)}", file=sys.stderr)
     return code
-
-
-def clean(text: Any, width: int | None = None) -> str:
-    """Any record field as one inert line for the terminal.
-
-    Every field is untrusted: the response, error and model come from a server, and ``llmbench
-    import`` takes arbitrary JSON. ``strip_controls`` removes escape sequences whole (``ESC[2J``
-    leaves no ``[2J``) and every control character; whitespace runs, newlines included, become one
-    space, so a field cannot forge lines; text longer than ``width`` is cut with an ellipsis.
-    """
-    flat = " ".join(strip_controls("" if text is None else str(text)).split())
-    return flat if width is None or len(flat) <= width else flat[: width - 1] + "…"
 
 
 # What orjson leaves raw in a string but a terminal may act on: DEL, the 8-bit C1 controls (CSI,
@@ -98,28 +86,6 @@ def json_text(doc: Any) -> str:
     return inert_json(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()) + "\n"
 
 
-def fmt_num(value: Any, digits: int = 3) -> str:
-    if isinstance(value, bool) or value is None:
-        return "-"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 10**digits else f"{value:.0f}"
-    return str(value)
-
-
-def local_time(iso: Any) -> str:
-    """A stored timestamp in the local time zone; a naive one is UTC (records are written in UTC,
-    so reading it as local time would shift it by the UTC offset)."""
-    try:
-        moment = datetime.fromisoformat(str(iso))
-    except ValueError:
-        return clean(iso, 16)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
-
-
 def table(rows: list[list[str]]) -> str:
     """Plain aligned columns (header first); readable over SSH and in a pipe."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -135,8 +101,9 @@ def run_rows(records: list[dict[str, Any]]) -> list[list[str]]:
     rows = [["time", "id", "model", "prompt", "status", "TTFT s", "tok/s", "tokens"]]
     for r in records:
         rows.append([
-            local_time(r.get("started_at")), clean(r.get("id"))[:8], clean(r.get("model"), 24),
-            clean(r.get("prompt"), 32), clean(r.get("status"), 9),
+            local_time(r.get("started_at")), one_line(r.get("id"))[:8],
+            one_line(r.get("model"), 24),
+            one_line(r.get("prompt"), 32), one_line(r.get("status"), 9),
             fmt_num(get_path(r, "timings.ttft_s")), fmt_num(get_path(r, "timings.decode_tok_s")),
             fmt_num(get_path(r, "tokens.output")),
         ])  # fmt: skip

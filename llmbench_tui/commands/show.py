@@ -12,8 +12,9 @@ import argparse
 import sys
 from typing import Any
 
-from llmbench_tui.commands.history import add_data_dir, clean, fail, fmt_num, json_text, open_store
-from llmbench_tui.safe_text import strip_controls
+from llmbench_tui.commands.history import add_data_dir, fail, json_text, open_store
+from llmbench_tui.formatting import fmt_num
+from llmbench_tui.safe_text import one_line, strip_controls
 from llmbench_tui.store import StoreError
 
 _SECTIONS = ("tokens", "timings", "server", "efficiency", "telemetry", "quality")
@@ -29,10 +30,11 @@ def _lines(value: Any, indent: str) -> list[str]:
         out = []
         for key, sub in value.items():
             if isinstance(sub, dict | list) and sub:
-                out.append(f"{indent}{clean(key)}:")
+                out.append(f"{indent}{one_line(key)}:")
                 out.extend(_lines(sub, indent + "  "))
             else:
-                out.append(f"{indent}{clean(key)}: {clean(fmt_num(sub, 4)) if sub != [] else '[]'}")
+                shown = one_line(fmt_num(sub, 4)) if sub != [] else "[]"
+                out.append(f"{indent}{one_line(key)}: {shown}")
         return out
     if isinstance(value, list):
         out = []
@@ -42,20 +44,21 @@ def _lines(value: Any, indent: str) -> list[str]:
                 out.append(f"{indent}- {sub[0].lstrip()}")
                 out.extend(sub[1:])
             else:
-                out.append(f"{indent}- {clean(fmt_num(item, 4))}")
+                out.append(f"{indent}- {one_line(fmt_num(item, 4))}")
         return out
-    return [f"{indent}{clean(fmt_num(value, 4))}"]
+    return [f"{indent}{one_line(fmt_num(value, 4))}"]
 
 
 def render(record: dict[str, Any], series: dict[str, Any] | None) -> str:
     head = [
-        f"run {clean(record.get('id'))}",
-        f"session {clean(record.get('session_id'))}  started {clean(record.get('started_at'))}",
-        f"model {clean(record.get('model_spec') or record.get('model'))}  backend "
-        f"{clean(record.get('backend'))}  host {clean(record.get('host'))}",
-        f"status {clean(record.get('status'))}"
-        + (f"  error: {clean(record.get('error'))}" if record.get("error") else ""),
-        f"prompt [{clean(record.get('prompt_id'))}]:",
+        f"run {one_line(record.get('id'))}",
+        f"session {one_line(record.get('session_id'))}  "
+        f"started {one_line(record.get('started_at'))}",
+        f"model {one_line(record.get('model_spec') or record.get('model'))}  backend "
+        f"{one_line(record.get('backend'))}  host {one_line(record.get('host'))}",
+        f"status {one_line(record.get('status'))}"
+        + (f"  error: {one_line(record.get('error'))}" if record.get("error") else ""),
+        f"prompt [{one_line(record.get('prompt_id'))}]:",
         _block(record.get("prompt")),
     ]
     if record.get("options"):
@@ -72,9 +75,9 @@ def render(record: dict[str, Any], series: dict[str, Any] | None) -> str:
         head += ["environment:", *_lines(record["environment"], "  ")]
     if series:
         lengths = ", ".join(
-            f"{clean(k)} ({len(v)})" for k, v in series.items() if isinstance(v, list)
+            f"{one_line(k)} ({len(v)})" for k, v in series.items() if isinstance(v, list)
         )
-        head.append(f"series stored: {lengths or ', '.join(map(clean, series))}")
+        head.append(f"series stored: {lengths or ', '.join(map(one_line, series))}")
     return "\n".join(head)
 
 

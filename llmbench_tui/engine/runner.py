@@ -415,9 +415,9 @@ class Engine:
                                 item.text,
                                 item.thinking,
                                 item.t_ns,
-                                (item.t_ns - arrivals.t_send) / NS,
+                                arrivals.since_send_s(item.t_ns),
                                 len(arrivals.times),
-                                (arrivals.times[0] - arrivals.t_send) / NS,
+                                arrivals.ttft_s,
                             )
                         )
                     else:

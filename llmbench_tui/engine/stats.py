@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +151,18 @@ def get_path(record: dict[str, Any], path: str) -> Any:
             return None
         node = node.get(part)
     return node
+
+
+def counts_in_figures(record: dict[str, Any]) -> bool:
+    """The one rule for which runs a mean is taken over: successful, not warm-up (excluded from
+    statistics) and not cold (a cold run's TTFT includes the model load, so cold runs are
+    reported apart and never averaged with warm ones)."""
+    return record.get("status") == "ok" and not record.get("warmup") and not record.get("cold")
+
+
+def counted(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs of ``records`` that ``counts_in_figures``."""
+    return [r for r in records if counts_in_figures(r)]
 
 
 @dataclass(slots=True)

@@ -43,6 +43,15 @@ class Arrivals:
     def response(self) -> str:
         return "".join(self.text)
 
+    def since_send_s(self, t_ns: int) -> float:
+        """Seconds from ``t_send`` to the instant ``t_ns``."""
+        return (t_ns - self.t_send) / NS
+
+    @property
+    def ttft_s(self) -> float | None:
+        """``t_first − t_send``: the one TTFT formula (live events and the stored record)."""
+        return self.since_send_s(self.times[0]) if self.times else None
+
     def offsets_s(self) -> list[float]:
         """Arrival instants as seconds after ``t_send`` (for tokens-vs-time charts)."""
         return [round((t - self.t_send) / NS, 6) for t in self.times]
@@ -89,9 +98,9 @@ def client_timings(arrivals: Arrivals, t_last: int, output_tokens: int | None) -
     if not a.times:
         return timings
     t_first = a.times[0]
-    timings.ttft_s = (t_first - a.t_send) / NS
+    timings.ttft_s = a.ttft_s
     if a.content_t is not None:
-        timings.ttfc_s = (a.content_t - a.t_send) / NS
+        timings.ttfc_s = a.since_send_s(a.content_t)
     gaps, unit = inter_token_gaps(a.times, a.n_tokens)
     if gaps:
         ordered = sorted(gaps)

@@ -19,10 +19,11 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ..compare import FigureDiff, compare_records, counted, values
+from ..compare import FigureDiff, compare_records, values
+from ..engine.stats import counted
+from ..formatting import local_time, short_host
 from ..safe_text import strip_controls
 from .charts import BarChart
-from .history import local_time, short_host
 
 # Figures shown, in order (client and server side by side, as everywhere else).
 FIGURES = (
@@ -48,7 +49,7 @@ def side_key(records: list[dict[str, Any]]) -> tuple[str, Callable[[dict[str, An
     if len({r.get("session_id") for r in records}) > 1:
         return "session", lambda r: str(r.get("session_id"))
     # The whole id keys the side (prefixes of ids made in the same second can collide).
-    return "run", lambda r: f"{local_time(r.get('started_at'))} {r.get('id')}"
+    return "run", lambda r: f"{local_time(r.get('started_at'), short=True)} {r.get('id')}"
 
 
 def split_sides(records: list[dict[str, Any]]) -> tuple[str, dict[str, list[dict[str, Any]]]]:

@@ -20,7 +20,7 @@ import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +43,9 @@ from textual.worker import get_current_worker
 
 from ..config import db_path
 from ..engine.report import cell
-from ..engine.stats import describe, get_path
-from ..safe_text import strip_controls
+from ..engine.stats import counted, describe, get_path
+from ..formatting import local_time, short_host
+from ..safe_text import one_line, strip_controls
 from ..store import RunQuery, Store, StoreError
 from .clipboard import copy_text
 
@@ -87,28 +88,6 @@ def _fmt(pattern: str) -> Callable[[Any], str]:
         return pattern.format(value) if isinstance(value, int | float) else "-"
 
     return show
-
-
-def local_time(started_at: Any) -> str:
-    """``MM-DD HH:MM`` in the local time zone (what a user remembers), ``-`` if unreadable."""
-    try:
-        moment = datetime.fromisoformat(str(started_at))
-    except ValueError:
-        return "-"
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone().strftime("%m-%d %H:%M")
-
-
-def short_host(record: dict[str, Any]) -> str:
-    host = str(record.get("host") or "local")
-    host = host.split("://", 1)[-1].rstrip("/")
-    return f"{record.get('backend') or '?'}@{host}"
-
-
-def _clip(text: Any, width: int) -> str:
-    flat = " ".join(strip_controls(str(text or "")).split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -164,8 +143,8 @@ STATUS_STYLE = {"ok": _GREEN, "error": _RED, "timeout": _YELLOW, "cancelled": _Y
 
 # Figures come before prompt and host so that they fit in 80 columns; the rest scrolls.
 COLUMNS: tuple[Column, ...] = (
-    Column("time", "time", "started_at", lambda r: local_time(r.get("started_at"))),
-    Column("model", "model", "model", lambda r: _clip(r.get("model"), 18)),
+    Column("time", "time", "started_at", lambda r: local_time(r.get("started_at"), short=True)),
+    Column("model", "model", "model", lambda r: one_line(r.get("model"), 18)),
     Column("status", "status", "status", lambda r: str(r.get("status") or "-")),
     Column("ttft", "TTFT s", "timings.ttft_s",
            lambda r: _fmt("{:.3f}")(get_path(r, "timings.ttft_s")), True, "{:.3f}"),
@@ -180,8 +159,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("score", "score", "quality.score",
            lambda r: _fmt("{:.0f}")(get_path(r, "quality.score")), True, "{:.0f}"),
     Column("prompt", "prompt", "prompt_id",
-           lambda r: _clip(r.get("prompt_id") or r.get("prompt"), 14)),
-    Column("where", "backend/host", "host", lambda r: _clip(short_host(r), 24)),
+           lambda r: one_line(r.get("prompt_id") or r.get("prompt"), 14)),
+    Column("where", "backend/host", "host", lambda r: one_line(short_host(r), 24)),
 )  # fmt: skip
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
 
@@ -237,11 +216,10 @@ def group_runs(records: list[dict[str, Any]], mode: str) -> list[Group]:
 
 
 def group_cell(records: list[dict[str, Any]], column: Column) -> str:
-    """``mean ± stdev (n=N)`` over the group's successful, non-warm-up runs (as METRICS.md says)."""
+    """``mean ± stdev (n=N)`` over the group's counted runs (warm-up and cold runs left out)."""
     values = [
         float(v)
-        for r in records
-        if r.get("status") == "ok" and not r.get("warmup")
+        for r in counted(records)
         for v in [get_path(r, column.path)]
         if isinstance(v, int | float) and not isinstance(v, bool)
     ]
@@ -748,13 +726,14 @@ class HistoryScreen(Screen):
         cells: list[Cell] = []
         for col in COLUMNS:
             if col.key == "time":
-                cells.append(Cell(local_time(first.get("started_at"))))
+                cells.append(Cell(local_time(first.get("started_at"), short=True)))
             elif col.key == "model":
                 models = {str(r.get("model")) for r in records}
-                cells.append(Cell(_clip(group.label if self.group_mode == "model" else
+                cells.append(Cell(one_line(group.label if self.group_mode == "model" else
                                         ", ".join(sorted(models)), 30)))  # fmt: skip
             elif col.key == "where":
-                cells.append(Cell(_clip(", ".join(sorted({short_host(r) for r in records})), 24)))
+                hosts = ", ".join(sorted({short_host(r) for r in records}))
+                cells.append(Cell(one_line(hosts, 24)))
             elif col.key == "prompt":
                 cells.append(Cell(f"{len({r.get('prompt_id') for r in records})} prompts"))
             elif col.key == "status":

@@ -18,8 +18,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ..compare import counted
-from ..engine.stats import get_path
+from ..engine.stats import counted, get_path
 from ..safe_text import notify_inert, strip_controls
 from ..store import RunQuery, Store, StoreError
 from .charts import TrendChart
