@@ -35,8 +35,8 @@ from textual.app import App
 from textual.widgets import DataTable, Footer
 
 from llmbench_tui.config import db_path
-from llmbench_tui.store import Store
-from llmbench_tui.ui.history import HistoryScreen, freeze_loaded_runs
+from llmbench_tui.store import Store, freeze_loaded_runs
+from llmbench_tui.ui.history import HistoryScreen
 
 
 class BenchApp(App):

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmbench_tui.engine.stats import counted, describe, get_path
+from llmbench_tui.engine.stats import counted, describe
 from llmbench_tui.exporting import read_records
 from llmbench_tui.safe_text import one_line
-from llmbench_tui.schema import Efficiency, ServerStats, Timings, Tokens
+from llmbench_tui.schema import Efficiency, ServerStats, Timings, Tokens, get_path
 from llmbench_tui.store import RunQuery, Store, StoreError
 
 SECTIONS = ("timings", "server", "tokens", "efficiency", "quality")

@@ -20,8 +20,9 @@ from typing import IO, Any
 import orjson
 
 from llmbench_tui.safe_text import strip_controls
-from llmbench_tui.storage import AtomicJSONStorage, CorruptDatabase, parse_tables
-from llmbench_tui.store import SERIES, get_path, normalize_tables
+from llmbench_tui.schema import get_path
+from llmbench_tui.store import SERIES, normalize_tables
+from llmbench_tui.store.journal import AtomicJSONStorage, CorruptDatabase, parse_tables
 
 FORMATS = ("json", "jsonl", "csv", "md")
 _LEAD_COLUMNS = (

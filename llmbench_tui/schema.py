@@ -242,3 +242,13 @@ class RunRecord(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """The public JSON form (``schema`` spelled as in METRICS.md)."""
         return self.model_dump(by_alias=True, mode="json")
+
+
+def get_path(record: dict[str, Any], path: str) -> Any:
+    """Read a dotted figure path (``"timings.ttft_s"``) from a record dict; ``None`` if absent."""
+    node: Any = record
+    for part in path.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from llmbench_tui.engine.stats import describe, get_path, summarize, t_critical
+from llmbench_tui.engine.stats import describe, summarize, t_critical
+from llmbench_tui.schema import get_path
 
 
 def test_describe_matches_hand_computation():

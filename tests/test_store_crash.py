@@ -13,8 +13,8 @@ from pathlib import Path
 
 import orjson
 
-from llmbench_tui.storage import base_seq, scan_journal
 from llmbench_tui.store import Store
+from llmbench_tui.store.journal import base_seq, scan_journal
 
 # The child inserts runs forever (or ``count`` of them) and prints each id only after
 # add_run() returned, i.e. once the store says the run is durable. ``max_entries`` lowers the
@@ -24,7 +24,7 @@ WRITER = textwrap.dedent(
     import sys, uuid
     sys.path.insert(0, {tests!r})
     from store_helpers import run
-    from llmbench_tui import storage
+    from llmbench_tui.store import journal as storage
     from llmbench_tui.store import Store
     count, series_every, max_entries = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     if max_entries:

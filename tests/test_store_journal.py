@@ -14,10 +14,10 @@ import pytest
 from store_helpers import run
 from tinydb import TinyDB
 
-from llmbench_tui import storage
 from llmbench_tui.commands import doctor
-from llmbench_tui.storage import base_seq, encode_entry, scan_journal
 from llmbench_tui.store import Store, StoreError
+from llmbench_tui.store import journal as storage
+from llmbench_tui.store.journal import base_seq, encode_entry, scan_journal
 
 
 @pytest.fixture

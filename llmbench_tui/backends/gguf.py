@@ -40,12 +40,12 @@ import llama_cpp
 import psutil
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from .. import config
 from ..schema import ModelSpec, Options, ServerStats
 from .base import BackendError, FinalChunk, ModelInfo, StreamItem, TextChunk, now_ns
 from .embedded import embedded_model_path
 from .gguf_meta import GGUFHeader, read_header
 
-PATHS_ENV = "LLMBENCH_GGUF_PATHS"
 THREADS_ENV = "LLMBENCH_GGUF_THREADS"
 
 # llama-cpp-python's chat-completion defaults, so an in-process run samples like the same model
@@ -119,7 +119,7 @@ class GGUFBackend:
             embedded = ModelSpec(backend="gguf", name="embedded", embedded=True)
             found.append(self._describe(embedded))
         seen = {info.extra["path"] for info in found}
-        for path in _configured_files():
+        for path in config.gguf_files():
             if str(path) in seen:
                 continue
             seen.add(str(path))
@@ -391,16 +391,3 @@ def _server_stats(perf: Any, load_s: float | None, run_s: float, done_reason: st
         done_reason=done_reason,
     )
 
-
-def _configured_files() -> list[Path]:
-    """``.gguf`` files named by ``LLMBENCH_GGUF_PATHS`` (files, or folders searched below)."""
-    files: list[Path] = []
-    for entry in os.environ.get(PATHS_ENV, "").split(os.pathsep):
-        if not entry.strip():
-            continue
-        path = Path(entry.strip()).expanduser().resolve()
-        if path.is_dir():
-            files.extend(sorted(p.resolve() for p in path.rglob("*.gguf") if p.is_file()))
-        elif path.is_file():
-            files.append(path)
-    return files

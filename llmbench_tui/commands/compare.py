@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from llmbench_tui.commands.history import (
+from llmbench_tui.commands.common import (
     add_data_dir,
     fail,
     json_text,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from llmbench_tui.commands.history import add_data_dir, fail, open_store
+from llmbench_tui.commands.common import add_data_dir, fail, open_store
 from llmbench_tui.safe_text import one_line
 from llmbench_tui.store import StoreError
 

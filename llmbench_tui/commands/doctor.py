@@ -30,8 +30,9 @@ from typing import Any
 import orjson
 
 from llmbench_tui import config
-from llmbench_tui.commands.history import add_data_dir, fail
-from llmbench_tui.storage import (
+from llmbench_tui.commands.common import add_data_dir, fail
+from llmbench_tui.store import RUNS, SESSIONS, STORE_SCHEMA, Store, StoreError
+from llmbench_tui.store.journal import (
     JOURNAL_KEY,
     META_TABLE,
     NONCE_KEY,
@@ -45,7 +46,6 @@ from llmbench_tui.storage import (
     parse_tables,
     scan_journal,
 )
-from llmbench_tui.store import RUNS, SESSIONS, STORE_SCHEMA, Store, StoreError
 
 _SEQ = re.compile(rb'"journal":\{"seq":(\d+)\}')
 _OBJECT_START = re.compile(r'\{\s*"')

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from llmbench_tui.commands.history import add_filters, fail, inert_json, open_store, query_from
+from llmbench_tui.commands.common import add_filters, fail, inert_json, open_store, query_from
 from llmbench_tui.exporting import FORMATS, ExportError, render, write_export
 from llmbench_tui.safe_text import strip_controls
 from llmbench_tui.store import StoreError

@@ -1,100 +1,16 @@
-"""``llmbench history``: the run list, newest first, with the same filters as the TUI's history.
-
-Also home of the pieces every history-like command shares (``--data-dir``, the filter options,
-opening the store with a one-sentence error), so ``export`` and ``history`` can never disagree
-about what a filter means.
-"""
+"""``llmbench history``: the run list, newest first, with the same filters as the TUI's history."""
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from typing import Any
 
-import orjson
-
-from llmbench_tui import config
+from llmbench_tui.commands.common import add_filters, fail, json_text, open_store, query_from, table
 from llmbench_tui.formatting import fmt_num, local_time
 from llmbench_tui.safe_text import one_line
-from llmbench_tui.store import RunQuery, Store, StoreError, get_path
-
-
-def add_data_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir", help="where history.json lives (default: LLMBENCH_DATA_DIR or the platform's)"
-    )
-
-
-def add_filters(parser: argparse.ArgumentParser, *, default_limit: int | None) -> None:
-    """The query options shared by ``history`` and ``export``."""
-    add_data_dir(parser)
-    parser.add_argument(
-        "--search", help="case-insensitive text in prompt, response, model, tags, error"
-    )
-    parser.add_argument("--model", help="model name (part of it, case-insensitive)")
-    parser.add_argument("--backend", choices=("ollama", "openai", "gguf"))
-    parser.add_argument("--host", help="host or base URL (part of it)")
-    parser.add_argument("--status", choices=("ok", "error", "timeout", "cancelled"))
-    parser.add_argument("--session", dest="session_id", help="session id (or its prefix)")
-    parser.add_argument("--since", help="from this ISO date/datetime (UTC)")
-    parser.add_argument("--until", help="up to this ISO date (whole day) or datetime (UTC)")
-    parser.add_argument(
-        "--sort", default="-started_at",
-        help="field or figure path; descending with a '-' after '=': --sort=-timings.decode_tok_s",
-    )  # fmt: skip
-    parser.add_argument(
-        "--limit", type=int, default=default_limit,
-        help=f"at most N runs (default: {default_limit or 'all'})",
-    )  # fmt: skip
-
-
-def query_from(args: argparse.Namespace) -> RunQuery:
-    return RunQuery(
-        search=args.search, model=args.model, backend=args.backend, host=args.host,
-        status=args.status, since=args.since, until=args.until, session_id=args.session_id,
-        sort=args.sort, limit=args.limit,
-    )  # fmt: skip
-
-
-def open_store(args: argparse.Namespace) -> Store:
-    return Store(config.db_path(args.data_dir))
-
-
-def fail(prog: str, message: str, code: int = 1) -> int:
-    """Print a one-sentence error (never a traceback) and return the exit code.
-
-    Messages quote record text (ids of an ambiguous prefix, model names), so they are cleaned too.
-    """
-    print(f"{prog}: {one_line(message)}", file=sys.stderr)
-    return code
-
-
-# What orjson leaves raw in a string but a terminal may act on: DEL, the 8-bit C1 controls (CSI,
-# OSC...) and the bidi overrides. C0 controls, ESC included, it already writes as \u00XX.
-_RAW_IN_JSON = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def inert_json(text: str) -> str:
-    """orjson output made inert on a terminal yet read back unchanged: characters a terminal
-    would act on can only sit inside JSON strings, where ``\\uXXXX`` is the same text."""
-    return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
-def json_text(doc: Any) -> str:
-    """``doc`` as indented, terminal-inert JSON (``--json`` output)."""
-    return inert_json(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()) + "\n"
-
-
-def table(rows: list[list[str]]) -> str:
-    """Plain aligned columns (header first); readable over SSH and in a pipe."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+from llmbench_tui.schema import get_path
+from llmbench_tui.store import StoreError
 
 
 def run_rows(records: list[dict[str, Any]]) -> list[list[str]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from llmbench_tui.commands.history import add_data_dir, fail, open_store
+from llmbench_tui.commands.common import add_data_dir, fail, open_store
 from llmbench_tui.exporting import ExportError, read_records
 from llmbench_tui.store import StoreError
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from llmbench_tui.commands.history import add_data_dir, fail, json_text, open_store
+from llmbench_tui.commands.common import add_data_dir, fail, json_text, open_store
 from llmbench_tui.formatting import fmt_num
 from llmbench_tui.safe_text import one_line, strip_controls
 from llmbench_tui.store import StoreError

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..schema import RunRecord
+from ..schema import RunRecord, get_path
 from .timing import percentile
 
 # Figures summarised per group, as dotted paths into a run record's JSON form.
@@ -142,15 +142,6 @@ def describe(values: list[float]) -> Stats:
         n, mean, median, stdev, ordered[0], ordered[-1], percentile(ordered, 95), lo, hi, outliers
     )
 
-
-def get_path(record: dict[str, Any], path: str) -> Any:
-    """Read a dotted figure path (``"timings.ttft_s"``) from a record dict; ``None`` if absent."""
-    node: Any = record
-    for part in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
 
 
 def counts_in_figures(record: dict[str, Any]) -> bool:

@@ -111,7 +111,7 @@ def _no_mouse(choice: bool | None) -> bool:
 def build_app(args: Any) -> LLMBenchApp:
     """The app with its store, pool, telemetry hub and settings; raises ``SystemExit``-free
     ``ValueError`` with one sentence when something cannot be opened."""
-    from ..store import Store, StoreError
+    from ..store import Store, StoreError, freeze_loaded_runs
 
     try:
         settings = Settings.load()
@@ -126,7 +126,6 @@ def build_app(args: Any) -> LLMBenchApp:
         store = Store(db_path(getattr(args, "data_dir", None)))
     except StoreError as exc:
         raise ValueError(str(exc)) from None
-    from .history import freeze_loaded_runs
 
     freeze_loaded_runs()  # the history screen's paints then never wait on a full collection
     interval = getattr(args, "sample_interval", None) or 0.5

@@ -10,11 +10,10 @@ backend's own sentence in ``error`` — the picker shows *why* a source is empty
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import config
 from ..backends import BackendPool
 from ..backends.base import ModelInfo
 from ..schema import ModelSpec
@@ -32,37 +31,17 @@ class Source:
     error: str | None = None
 
 
-def _env_list(name: str, *, paths: bool = False) -> list[str]:
-    """A comma list from the environment; path lists may also use the OS path separator."""
-    seps = "," + (os.pathsep if paths else "")
-    parts = re.split(f"[{re.escape(seps)}]", os.environ.get(name, ""))
-    return [p.strip() for p in parts if p.strip()]
-
-
-def gguf_files(paths: list[str]) -> list[Path]:
-    """Every ``.gguf`` file named, or found directly inside a named folder, in a stable order."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if path.is_dir():
-            found.extend(sorted(path.glob("*.gguf")))
-        else:
-            found.append(path)
-    return found
-
 
 def source_specs(ollama_host: str | None) -> list[tuple[str, str, ModelSpec]]:
     """(kind, where, probe spec) for every configured source; the probe picks the backend."""
     out: list[tuple[str, str, ModelSpec]] = [
         ("gguf", "in-process", ModelSpec.parse("embedded")),
     ]
-    hosts: list[str | None] = [ollama_host or os.environ.get("OLLAMA_HOST") or None]
-    hosts += [h for h in _env_list("LLMBENCH_OLLAMA_HOSTS") if h not in hosts]
-    for host in hosts:
+    for host in config.ollama_hosts(ollama_host):
         out.append(
             ("ollama", host or "default host", ModelSpec(backend="ollama", name="*", host=host))
         )
-    for url in _env_list("LLMBENCH_OPENAI_URLS"):
+    for url in config.openai_urls():
         out.append(("openai", url, ModelSpec(backend="openai", name="*", host=url)))
     return out
 
@@ -100,7 +79,7 @@ async def _gguf_source(pool: BackendPool, files: list[Path]) -> Source:
 async def discover(pool: BackendPool, ollama_host: str | None = None) -> list[Source]:
     """Ask every source at once; never raises for a source that fails."""
     tasks = [_ask(pool, kind, where, probe) for kind, where, probe in source_specs(ollama_host)]
-    files = gguf_files(_env_list("LLMBENCH_GGUF_PATHS", paths=True))
+    files = config.gguf_files()
     if files:
         tasks.append(_gguf_source(pool, files))
     sources = list(await asyncio.gather(*tasks))

@@ -16,7 +16,6 @@ Why it is built this way:
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
@@ -43,10 +42,11 @@ from textual.worker import get_current_worker
 
 from ..config import db_path
 from ..engine.report import cell
-from ..engine.stats import counted, describe, get_path
+from ..engine.stats import counted, describe
 from ..formatting import local_time, short_host
 from ..safe_text import one_line, strip_controls
-from ..store import RunQuery, Store, StoreError
+from ..schema import get_path
+from ..store import RunQuery, Store, StoreError, freeze_loaded_runs
 from .clipboard import copy_text
 
 PAGE = 100
@@ -1043,16 +1043,6 @@ class HistoryApp(App):
         screen = HistoryScreen(self.store, data_dir=self.data_dir, can_rerun=False)
         self.push_screen(screen, lambda _result: self.exit(0))
 
-
-def freeze_loaded_runs() -> None:
-    """Exempt what is in memory now (the store's cached runs) from cyclic garbage collection.
-
-    The cache of 10,000 runs is ~100,000 long-lived dicts; every full collection walks them
-    (50-70 ms here) and lands, at random, in the middle of a paint or a keystroke. They are
-    freed by reference counting when the store drops them, so freezing costs nothing; call it
-    once the store is open, before the UI starts making garbage.
-    """
-    gc.freeze()
 
 
 def run_history_app(data_dir: str | Path | None) -> int:

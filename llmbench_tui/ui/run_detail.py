@@ -20,8 +20,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane, TextArea
 
-from ..engine.stats import get_path
 from ..safe_text import inert, strip_controls
+from ..schema import get_path
 from .charts import TokensChart, telemetry_charts
 from .clipboard import copy_text
 

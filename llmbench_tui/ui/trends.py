@@ -18,8 +18,9 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ..engine.stats import counted, get_path
+from ..engine.stats import counted
 from ..safe_text import notify_inert, strip_controls
+from ..schema import get_path
 from ..store import RunQuery, Store, StoreError
 from .charts import TrendChart
 

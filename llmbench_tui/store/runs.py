@@ -1,28 +1,10 @@
-"""The result store: every run, its telemetry series and its session, in a TinyDB JSON database.
+"""The run store: ``Store`` and its queries over the journaled TinyDB database."""
 
-Layout (store schema :data:`STORE_SCHEMA`):
-
-- ``history.json`` (TinyDB format, written by :class:`~llmbench_tui.storage.AtomicJSONStorage`):
-  table ``_meta`` (``{"1": {"schema": N}}``), table ``runs`` keyed by the record's own ``id``
-  (a uuid from the engine, so ids are unique across processes and machines and get-by-id is a
-  dict lookup), table ``sessions`` keyed by session id.
-- ``history.json.journal``: the write-ahead journal of that storage. An insert (a run with its
-  series, or a session) is one appended, fsynced line; the journal is folded into history.json
-  every :data:`~llmbench_tui.storage.JOURNAL_MAX_ENTRIES` entries, by deletes and pruning, and
-  when a store is closed. Stock TinyDB reading history.json sees everything folded in so far.
-- ``history.series/<session>.json``: the telemetry and chunk-arrival series, one TinyDB file per
-  session (table ``series`` keyed by run id). Kept out of ``history.json`` so that the file
-  rewritten on every compaction stays small: series are most of the bytes and are read only when
-  one run is opened. A series travels in the same journal line as its run, and is written to its
-  shard by the compaction *before* the journal line goes, so a stored run never points at a
-  missing series (a kill in between only leaves a series stored twice, which is harmless).
-
-Every write holds the database lock from its read to its append or atomic replace.
-"""
 
 from __future__ import annotations
 
 import functools
+import gc
 import re
 import shutil
 import uuid
@@ -36,8 +18,8 @@ import orjson
 from tinydb import TinyDB
 from tinydb.table import Table
 
-from llmbench_tui.engine.stats import get_path
-from llmbench_tui.storage import (
+from llmbench_tui.schema import get_path
+from llmbench_tui.store.journal import (
     META_TABLE,
     AtomicJSONStorage,
     CorruptDatabase,
@@ -582,3 +564,14 @@ class Store:
             pass
         finally:
             self._db.close()
+
+
+def freeze_loaded_runs() -> None:
+    """Exempt what is in memory now (the store's cached runs) from cyclic garbage collection.
+
+    The cache of 10,000 runs is ~100,000 long-lived dicts; every full collection walks them
+    (50-70 ms here) and lands, at random, in the middle of a paint or a keystroke. They are
+    freed by reference counting when the store drops them, so freezing costs nothing; call it
+    once the store is open, before the UI starts making garbage.
+    """
+    gc.freeze()
