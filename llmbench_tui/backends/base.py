@@ -10,7 +10,7 @@ own scheduling never leaks into the figures.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -48,6 +48,21 @@ class FinalChunk:
 
 
 StreamItem = TextChunk | FinalChunk
+
+# One chat message as every backend sends it: {"role": "system"|"user"|"assistant", "content"}.
+Message = dict[str, str]
+
+
+def chat_messages(prompt: str, options: Options, history: Sequence[Message] = ()) -> list[Message]:
+    """What a chat request carries, in order: the system prompt (``options.system``), the earlier
+    turns of a conversation (the model's own answers included), then ``prompt``. The one place
+    that order is decided, so the three backends send the same conversation."""
+    messages: list[Message] = []
+    if options.system:
+        messages.append({"role": "system", "content": options.system})
+    messages.extend({"role": m["role"], "content": m["content"]} for m in history)
+    messages.append({"role": "user", "content": prompt})
+    return messages
 
 
 @dataclass(slots=True)
@@ -119,8 +134,17 @@ class Backend(Protocol):
         """The server's own version string, when it has one."""
         ...
 
-    def stream(self, spec: ModelSpec, prompt: str, options: Options) -> AsyncIterator[StreamItem]:
+    def stream(
+        self,
+        spec: ModelSpec,
+        prompt: str,
+        options: Options,
+        *,
+        history: Sequence[Message] = (),
+    ) -> AsyncIterator[StreamItem]:
         """Generate: yield ``TextChunk``s then exactly one ``FinalChunk``.
+
+        ``history`` holds the earlier turns of a conversation (``chat_messages`` orders them).
 
         The request is sent when iteration starts. Closing the iterator early (``aclose``, or
         cancellation of the awaiting task) must stop generation on the backend's side too.

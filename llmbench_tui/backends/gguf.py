@@ -31,7 +31,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,16 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from .. import config
 from ..schema import ModelSpec, Options, ServerStats
-from .base import BackendError, FinalChunk, ModelInfo, StreamItem, TextChunk, now_ns
+from .base import (
+    BackendError,
+    FinalChunk,
+    Message,
+    ModelInfo,
+    StreamItem,
+    TextChunk,
+    chat_messages,
+    now_ns,
+)
 from .embedded import embedded_model_path
 from .gguf_meta import GGUFHeader, read_header
 
@@ -233,7 +242,12 @@ class GGUFBackend:
     # -- generation --------------------------------------------------------------------------
 
     async def stream(
-        self, spec: ModelSpec, prompt: str, options: Options
+        self,
+        spec: ModelSpec,
+        prompt: str,
+        options: Options,
+        *,
+        history: Sequence[Message] = (),
     ) -> AsyncIterator[StreamItem]:
         path = self.model_path(spec)
         n_ctx = await asyncio.to_thread(self._n_ctx, path, options)
@@ -252,7 +266,8 @@ class GGUFBackend:
             try:
                 with loaded.lock:
                     if not stop.is_set():
-                        _generate(loaded, prompt, options.system, settings, load_s, stop, emit)
+                        messages = chat_messages(prompt, options, history)
+                        _generate(loaded, messages, settings, load_s, stop, emit)
             except BackendError as exc:
                 emit(exc)
             except Exception as exc:  # llama.cpp failures surface as plain exceptions
@@ -292,13 +307,13 @@ def _formatter(llm: llama_cpp.Llama) -> Jinja2ChatFormatter | None:
     )
 
 
-def _prompt_tokens(loaded: _Loaded, prompt: str, system: str | None) -> list[int]:
+def _prompt_tokens(loaded: _Loaded, messages: list[Message]) -> list[int]:
+    """The conversation as the model's own chat template renders it; a base model without a
+    template gets the messages' contents joined by blank lines."""
     llm = loaded.llm
     if loaded.formatter is None:
-        text = f"{system}\n\n{prompt}" if system else prompt
+        text = "\n\n".join(m["content"] for m in messages)
         return llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
-    messages: list[Any] = [{"role": "system", "content": system}] if system else []
-    messages.append({"role": "user", "content": prompt})
     rendered = loaded.formatter(messages=messages)
     return llm.tokenize(
         rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
@@ -307,8 +322,7 @@ def _prompt_tokens(loaded: _Loaded, prompt: str, system: str | None) -> list[int
 
 def _generate(
     loaded: _Loaded,
-    prompt: str,
-    system: str | None,
+    messages: list[Message],
     settings: dict[str, Any],
     load_s: float | None,
     stop: threading.Event,
@@ -317,7 +331,7 @@ def _generate(
     """The token loop, on the worker thread, holding the model's lock."""
     llm = loaded.llm
     t0 = time.perf_counter()
-    tokens = _prompt_tokens(loaded, prompt, system)
+    tokens = _prompt_tokens(loaded, messages)
     n_ctx = min(llm.n_ctx(), len(llm.input_ids))  # equal unless llama.cpp pads differently
     if len(tokens) >= n_ctx:
         raise BackendError(

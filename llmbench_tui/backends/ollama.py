@@ -18,7 +18,7 @@ import ipaddress
 import json
 import os
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -31,6 +31,7 @@ from .base import (
     BackendTimeout,
     BadRequest,
     FinalChunk,
+    Message,
     ModelInfo,
     ModelNotFound,
     ProtocolError,
@@ -38,6 +39,7 @@ from .base import (
     StreamItem,
     TextChunk,
     Unreachable,
+    chat_messages,
     now_ns,
 )
 
@@ -308,7 +310,12 @@ class OllamaBackend:
         return {k: v for k, v in mapping.items() if v is not None}
 
     async def stream(
-        self, spec: ModelSpec, prompt: str, options: Options
+        self,
+        spec: ModelSpec,
+        prompt: str,
+        options: Options,
+        *,
+        history: Sequence[Message] = (),
     ) -> AsyncIterator[StreamItem]:
         """``/api/chat`` streamed: text chunks, then one ``FinalChunk`` from the ``done`` line.
 
@@ -318,9 +325,7 @@ class OllamaBackend:
         try:
             if spec.name not in self._capabilities:
                 await self._learn_capabilities(spec)
-            messages = [{"role": "user", "content": prompt}]
-            if options.system:
-                messages.insert(0, {"role": "system", "content": options.system})
+            messages = chat_messages(prompt, options, history)
             parts = await self._client.chat(
                 model=spec.name,
                 messages=messages,

@@ -21,7 +21,7 @@ with a ``BackendError`` that the engine stores with the run.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -31,6 +31,7 @@ from .base import (
     BackendError,
     BadRequest,
     FinalChunk,
+    Message,
     ModelInfo,
     ModelNotFound,
     ProtocolError,
@@ -38,6 +39,7 @@ from .base import (
     StreamItem,
     TextChunk,
     Unreachable,
+    chat_messages,
     now_ns,
 )
 
@@ -179,11 +181,10 @@ class OpenAIBackend:
             sent["not_applied"] = not_applied
         return sent
 
-    def _body(self, spec: ModelSpec, prompt: str, options: Options) -> dict[str, Any]:
-        messages = []
-        if options.system:
-            messages.append({"role": "system", "content": options.system})
-        messages.append({"role": "user", "content": prompt})
+    def _body(
+        self, spec: ModelSpec, prompt: str, options: Options, history: Sequence[Message]
+    ) -> dict[str, Any]:
+        messages = chat_messages(prompt, options, history)
         body = self.effective_options(spec, options)
         body.pop("not_applied", None)
         body.update(
@@ -195,9 +196,14 @@ class OpenAIBackend:
         return body
 
     async def stream(
-        self, spec: ModelSpec, prompt: str, options: Options
+        self,
+        spec: ModelSpec,
+        prompt: str,
+        options: Options,
+        *,
+        history: Sequence[Message] = (),
     ) -> AsyncIterator[StreamItem]:
-        body = self._body(spec, prompt, options)
+        body = self._body(spec, prompt, options, history)
         usage: dict[str, Any] = {}
         timings: dict[str, Any] | None = None
         finish: str | None = None
