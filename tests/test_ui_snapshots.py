@@ -80,20 +80,49 @@ async def _replay_session(pilot) -> None:
     await pilot.pause()
     records = []
     index = 0
-    dash.on_engine_event(SessionStarted("s1", 4, list(ANSWERS)))
+    dash.on_engine_event(SessionStarted(session_id="s1", total_runs=4, models=list(ANSWERS)))
     for spec, (text, ttft, rate) in ANSWERS.items():
         for rep in range(2):
             index += 1
             rec = _record(spec, rep, text, ttft + rep * 0.01, rate - rep)
-            dash.on_engine_event(RunStarted(rec.id, "s1", spec, "prompt", rep, False, False, 0,
-                                            index, 4))
+            dash.on_engine_event(
+                RunStarted(
+                    run_id=rec.id,
+                    session_id="s1",
+                    model=spec,
+                    prompt_id="prompt",
+                    repetition=rep,
+                    warmup=False,
+                    cold=False,
+                    stream=0,
+                    index=index,
+                    total_runs=4,
+                )
+            )
             words = text.split(" ")
             for i, word in enumerate(words):
-                dash.on_engine_event(ChunkReceived(rec.id, (" " if i else "") + word, "", 0,
-                                                   ttft + i * 0.02, i + 1, ttft))
-            dash.on_engine_event(RunFinished(rec, index, 4))
+                dash.on_engine_event(
+                    ChunkReceived(
+                        run_id=rec.id,
+                        text=(" " if i else "") + word,
+                        thinking="",
+                        t_ns=0,
+                        elapsed_s=ttft + i * 0.02,
+                        chunks=i + 1,
+                        ttft_s=ttft,
+                    )
+                )
+            dash.on_engine_event(RunFinished(record=rec, index=index, total_runs=4))
             records.append(rec)
-    dash.on_engine_event(SessionFinished("s1", records, False, True, summarize(records)))
+    dash.on_engine_event(
+        SessionFinished(
+            session_id="s1",
+            records=records,
+            cancelled=False,
+            stored=True,
+            groups=summarize(records),
+        )
+    )
     await pilot.pause(0.3)
     pilot.app.clear_notifications()
     await pilot.pause()

@@ -3,6 +3,9 @@
 Events are delivered synchronously, on the event loop, to the ``on_event`` callback given to the
 engine. A consumer must return quickly (buffer, post a message) — the engine calls it once per
 chunk.
+
+Every event is built with keyword arguments only (``kw_only=True``): ``RunStarted`` has ten
+fields, two of them adjacent booleans, and a positional call could swap them silently.
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ from dataclasses import dataclass, field
 from ..schema import RunRecord
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SessionStarted:
     session_id: str
     total_runs: int
     models: list[str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunStarted:
     """A run was handed to its backend. ``model`` is the spec label; ``index`` counts from 1."""
 
@@ -35,7 +38,7 @@ class RunStarted:
     total_runs: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChunkReceived:
     """Text arrived for a run; ``t_ns`` is the backend's arrival instant (perf_counter_ns)."""
 
@@ -48,7 +51,7 @@ class ChunkReceived:
     ttft_s: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunFinished:
     """A run ended (any status); the record has already been stored when this is published."""
 
@@ -57,7 +60,7 @@ class RunFinished:
     total_runs: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SessionFinished:
     session_id: str
     records: list[RunRecord]

@@ -170,7 +170,11 @@ class Engine:
     async def run(self) -> SessionFinished:
         plan = self.plan
         total = plan.total_runs()
-        self._emit(SessionStarted(self.session_id, total, [m.label for m in plan.models]))
+        self._emit(SessionStarted(
+                session_id=self.session_id,
+                total_runs=total,
+                models=[m.label for m in plan.models],
+            ))
         try:
             await self._start_session()
             for spec in plan.models:
@@ -186,11 +190,11 @@ class Engine:
             if self._own_pool:
                 await self.pool.aclose()
         finished = SessionFinished(
-            self.session_id,
-            list(self.records),
-            self._cancelled,
-            self._stored,
-            summarize(self.records),
+            session_id=self.session_id,
+            records=list(self.records),
+            cancelled=self._cancelled,
+            stored=self._stored,
+            groups=summarize(self.records),
         )
         self._emit(finished)
         return finished
@@ -275,7 +279,7 @@ class Engine:
         self._index += 1
         await self._store_call("add_run", rec.to_json(), series)
         self.records.append(rec)
-        self._emit(RunFinished(rec, self._index, self.plan.total_runs()))
+        self._emit(RunFinished(record=rec, index=self._index, total_runs=self.plan.total_runs()))
 
     async def _store_call(self, method: str, *args: Any) -> None:
         """Store writes run on a thread (they fsync); a failure is logged, never fatal: the
@@ -296,16 +300,16 @@ class Engine:
         spec, prompt = slot.spec, slot.prompt
         self._emit(
             RunStarted(
-                run_id,
-                self.session_id,
-                spec.label,
-                prompt.id,
-                slot.repetition,
-                slot.warmup,
-                slot.cold,
-                slot.stream,
-                self._index + 1,
-                plan.total_runs(),
+                run_id=run_id,
+                session_id=self.session_id,
+                model=spec.label,
+                prompt_id=prompt.id,
+                repetition=slot.repetition,
+                warmup=slot.warmup,
+                cold=slot.cold,
+                stream=slot.stream,
+                index=self._index + 1,
+                total_runs=plan.total_runs(),
             )
         )
         options = self._options_for(prompt)
@@ -411,13 +415,13 @@ class Engine:
                         deadline.reschedule(loop.time() + stall if stall else None)
                         emit(
                             ChunkReceived(
-                                run_id,
-                                item.text,
-                                item.thinking,
-                                item.t_ns,
-                                arrivals.since_send_s(item.t_ns),
-                                len(arrivals.times),
-                                arrivals.ttft_s,
+                                run_id=run_id,
+                                text=item.text,
+                                thinking=item.thinking,
+                                t_ns=item.t_ns,
+                                elapsed_s=arrivals.since_send_s(item.t_ns),
+                                chunks=len(arrivals.times),
+                                ttft_s=arrivals.ttft_s,
                             )
                         )
                     else:

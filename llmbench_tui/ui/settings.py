@@ -23,6 +23,8 @@ import logging
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +37,19 @@ log = logging.getLogger(__name__)
 MAX_RECENT = 20
 
 
-def _shipped_themes() -> Path:
+def _shipped_themes() -> Traversable:
     """The repository's ``themes/`` folder, which installs as the ``llmbench_tui.themes``
     package (see pyproject.toml); a plain source checkout without installing finds it beside
-    the package."""
-    try:
-        from importlib.resources import files
+    the package.
 
-        folder = Path(str(files("llmbench_tui.themes")))
-        if folder.is_dir():
-            return folder
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parents[2] / "themes"
+    The package has no ``__init__.py``, so ``files()`` gives a ``MultiplexedPath`` (or a
+    zip path): read it as a ``Traversable`` (``iterdir``, ``read_text``), never through
+    ``str()`` or ``Path``.
+    """
+    try:
+        return files("llmbench_tui.themes")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "themes"
 
 
 SHIPPED_THEMES = _shipped_themes()
@@ -125,8 +127,9 @@ def _toml_key(key: str) -> str:
     return key if key.replace("_", "").replace("-", "").isalnum() else _toml_str(key)
 
 
-def theme_from_toml(path: Path) -> Theme:
-    """One theme file -> ``Theme``; unknown keys or a missing ``primary`` name the file."""
+def theme_from_toml(path: Traversable) -> Theme:
+    """One theme file (a ``Path`` or a package resource) -> ``Theme``; unknown keys or a
+    missing ``primary`` name the file."""
     try:
         data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -134,7 +137,7 @@ def theme_from_toml(path: Path) -> Theme:
     unknown = sorted(set(data) - _THEME_FIELDS)
     if unknown:
         raise SettingsError(f"{path}: unknown theme keys {', '.join(unknown)}")
-    data.setdefault("name", path.stem)
+    data.setdefault("name", path.name.removesuffix(".toml"))
     if "primary" not in data:
         raise SettingsError(f"{path}: a theme needs at least a 'primary' colour")
     try:
@@ -143,15 +146,18 @@ def theme_from_toml(path: Path) -> Theme:
         raise SettingsError(f"{path}: {exc}") from None
 
 
-def load_themes(*folders: Path) -> tuple[list[Theme], list[str]]:
-    """Every theme in the folders (shipped first, then the user's); bad files become messages."""
+def load_themes(*folders: Traversable) -> tuple[list[Theme], list[str]]:
+    """Every theme in the folders (shipped first, then the user's); bad files become messages.
+
+    A folder is a ``Path`` or a package resource (``importlib.resources.files``)."""
     themes, problems = [], []
     for folder in folders or (SHIPPED_THEMES, config_dir() / "themes"):
         if not folder.is_dir():
             continue
-        for path in sorted(folder.glob("*.toml")):
+        entries = (e for e in folder.iterdir() if e.name.endswith(".toml") and e.is_file())
+        for entry in sorted(entries, key=lambda e: e.name):
             try:
-                themes.append(theme_from_toml(path))
+                themes.append(theme_from_toml(entry))
             except SettingsError as exc:
                 problems.append(str(exc))
     return themes, problems
