@@ -10,6 +10,9 @@ answer, whatever its size; regex searches run in a subprocess with a time limit 
 ``matching``); JSON nested too deeply for the parser fails its check instead of raising; code
 checks compile and type-check at most ``MAX_CODE_CHARS`` characters of code — a longer block
 fails without being compiled, as no benchmark answer is that long and ``tsc`` would take minutes.
+One known gap: JSON Schema validation runs in our process, so a suite's schema whose
+``pattern`` keyword backtracks catastrophically could be made slow by the data; keep schema
+patterns simple (anchored, no nested quantifiers).
 """
 
 from __future__ import annotations
