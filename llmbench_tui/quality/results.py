@@ -1,0 +1,64 @@
+"""The shape of a scored answer, as stored in a run record's ``quality`` field.
+
+Details are shown in a terminal and written to CSV cells, and they often quote the answer, which
+is untrusted: every detail (and name) is cleaned here, once, by the models themselves, so no
+caller can forget it. A cleaned detail is one line, free of escape sequences and control
+characters, at most ``DETAIL_MAX`` characters.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field, field_validator
+
+from ..safe_text import strip_controls
+
+DETAIL_MAX = 200
+
+
+def one_line(text: str, limit: int = DETAIL_MAX) -> str:
+    """``text`` as a single printable line of at most ``limit`` characters (``…`` when cut)."""
+    # Bound the work first: a detail may quote a 10 MB answer.
+    text = " ".join(strip_controls(text[: limit * 20]).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def quote(text: str, limit: int = 60) -> str:
+    """A short quoted excerpt of untrusted text for a detail: ``'abc…'``."""
+    excerpt = one_line(text, limit)
+    return f"'{excerpt}'"
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC with milliseconds and ``Z``, the form the run record's ``started_at`` uses."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class CheckResult(BaseModel):
+    """One check applied to one answer.
+
+    ``passed`` is ``None`` (and ``score`` too) when the check could not run — no ``tsc`` here,
+    code execution not allowed — with the reason in ``detail``; such a check is left out of the
+    run's score, never counted as passed.
+    """
+
+    name: str
+    kind: str
+    passed: bool | None
+    score: float | None = Field(default=None, ge=0.0, le=1.0)
+    detail: str = ""
+
+    @field_validator("name", "detail")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        return one_line(value)
+
+
+class Quality(BaseModel):
+    """All checks of one answer; ``score`` is the weighted mean of the checks that ran × 10
+    (``None`` when none ran)."""
+
+    score: float | None = Field(default=None, ge=0.0, le=10.0)
+    checks: list[CheckResult] = Field(default_factory=list)
+    scored_at: str = Field(default_factory=utc_now)
