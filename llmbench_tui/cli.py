@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "delete": "delete",
     "doctor": "doctor",
     "calibrate": "calibrate",
+    "serve": "serve",
 }
 
 
