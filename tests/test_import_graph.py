@@ -204,3 +204,30 @@ def test_the_finder_sees_lazy_imports_and_package_inits(tmp_path: Path) -> None:
     assert ["llmbench_tui.e", "llmbench_tui.sub", "llmbench_tui.sub.other", "llmbench_tui.e"] in (
         find_cycles(graph)
     )
+
+
+def test_the_history_screens_pure_parts_import_no_textual() -> None:
+    """Grouping, filters, the re-run request and the column model hold no Textual code: the same
+    rules can be used (and tested) without a screen."""
+    modules = module_files()
+    graph = import_graph()
+    pure = [f"llmbench_tui.ui.history.{name}" for name in ("grouping", "filters", "rerun")]
+    pure.append("llmbench_tui.ui.history.columns")
+    reached, todo = set(), list(pure)
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo.extend(graph[module])
+    assert "llmbench_tui.ui.history.screen" not in reached
+    textual = set()
+    for module in reached:
+        tree = ast.parse(modules[module].read_text(encoding="utf-8"))
+        for node in _runtime_imports(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                names = [node.module or ""] if not node.level else []
+            if any(name.split(".")[0] == "textual" for name in names):
+                textual.add(module)
+    assert not textual, textual

@@ -12,6 +12,11 @@ Why it is built this way:
   a short debounce, so typing never waits for the store.
 - Every action has a key shown in the footer; nothing needs a mouse. Model output reaches the
   screen only through ``safe_text`` (R-UI-7).
+- Whatever finishes later (a worker's result, a timer) may find the screen gone: workers hand their
+  results over with ``call_from_thread``, which runs them as tasks of the app, not as messages of
+  this screen, so they can arrive after a dismiss, even while its widgets are being removed. Each
+  of them asks ``is_open`` first, and leaving cancels the screen's workers and timers at once
+  (``on_screen_suspend``) rather than when Textual unmounts it, after its widgets are gone.
 """
 
 from __future__ import annotations
@@ -24,14 +29,15 @@ from typing import Any
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
 from ...exporting import write_export
-from ...safe_text import strip_controls
+from ...safe_text import notify_inert, strip_controls
 from ...store import RunQuery, Store, StoreError
 from ..clipboard import copy_text
 from ..compare_view import CompareScreen
@@ -102,7 +108,8 @@ class HistoryScreen(Screen):
         self.last_query_ms = 0.0
         self.last_render_ms = 0.0
         self.loaded = 0  # results shown so far; tests and the bench wait on it
-        self._debounce = None
+        self._debounce: Timer | None = None
+        self._choices_timer: Timer | None = None
         self._cursor_at_end = False
         self._choices: dict[str, list[str]] | None = None
         self._columns_for: str | None = None  # the group mode the table's columns were built for
@@ -121,6 +128,25 @@ class HistoryScreen(Screen):
     def on_mount(self) -> None:
         self.query_one(RunTable).focus()
         self.reload()
+
+    # -- leaving --------------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        """Whether results may still be drawn here: the screen is on the app's screen stack (shown,
+        or under a view it opened) and running. A dismissed screen leaves the stack at once; its
+        message loop stops before its widgets are removed. (Textual's own signals skip a node on
+        the same terms.)"""
+        return self.is_attached and self.is_running and self in self.app.screen_stack
+
+    def on_screen_suspend(self) -> None:
+        """Covered by a view it opened, or dismissed: once dismissed, nothing it started may
+        finish here (Textual cancels a node's workers only on unmount, after its widgets went)."""
+        if self.is_attached and self not in self.app.screen_stack:
+            for timer in (self._debounce, self._choices_timer):
+                if timer is not None:
+                    timer.stop()
+            self.workers.cancel_node(self)
 
     # -- querying -----------------------------------------------------------------------------
 
@@ -158,7 +184,8 @@ class HistoryScreen(Screen):
             cut = query.limit is not None and len(found) >= query.limit
             total = self.store.count(query) if cut else len(found)
         except StoreError as exc:
-            self.app.call_from_thread(self._query_failed, str(exc))
+            if not worker.is_cancelled:
+                self.app.call_from_thread(self._query_failed, str(exc))
             return
         groups = group_runs(found, group_mode) if group_mode else None
         result = _Result(
@@ -172,13 +199,13 @@ class HistoryScreen(Screen):
             self.app.call_from_thread(self._show, result)
 
     def _query_failed(self, message: str) -> None:
-        if not self.is_attached:  # dismissed while the worker ran: nothing to draw
+        if not self.is_open:  # dismissed while the worker ran: nothing to draw
             return
         self.query_one(KeyFooter).release()
         self.notify(strip_controls(message), severity="error", title="History", markup=False)
 
     def _show(self, result: _Result) -> None:
-        if not self.is_attached:  # dismissed while the worker ran: nothing to draw
+        if not self.is_open:  # dismissed while the worker ran: nothing to draw
             return
         start = time.perf_counter()
         self.rows, self.groups, self.more = result.rows, result.groups, result.more
@@ -199,7 +226,12 @@ class HistoryScreen(Screen):
         if not table.row_count:  # nothing to paint first
             self.query_one(KeyFooter).release()
         if self._choices is None and self.loaded == 1:
-            self.set_timer(1.0, lambda: self._load_choices(open_after=False))
+            self._choices_timer = self.set_timer(1.0, self._load_choices_later)
+
+    def _load_choices_later(self) -> None:
+        self._choices_timer = None
+        if self.is_open and self._choices is None:
+            self._load_choices(open_after=False)
 
     def _same_rows(self, table: RunTable) -> bool:
         """Whether the table already shows exactly these runs, in this order, with these
@@ -278,7 +310,7 @@ class HistoryScreen(Screen):
 
     def _apply_search(self, text: str) -> None:
         self._debounce = None
-        if text.strip() != self.search:
+        if self.is_open and text.strip() != self.search:
             self.search = text.strip()
             self.page = 0
             self.reload()
@@ -354,7 +386,7 @@ class HistoryScreen(Screen):
         try:
             everything = self.store.query(RunQuery(sort="model"))
         except StoreError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            self.app.call_from_thread(self._choices_failed, str(exc))
             return
         self._choices = {
             name: sorted({str(r.get(name)) for r in everything if r.get(name)})
@@ -363,9 +395,14 @@ class HistoryScreen(Screen):
         if open_after:
             self.app.call_from_thread(self._push_filters, self._choices)
 
+    def _choices_failed(self, message: str) -> None:
+        if self.is_open:  # dismissed while the worker ran: nobody asked any more
+            notify_inert(self, message, severity="error")
+
     def _push_filters(self, choices: dict[str, list[str]]) -> None:
-        if not self.is_attached:  # dismissed while the worker ran: nothing to draw
+        if not self.is_active:  # dismissed, or another view opened, while the worker ran
             return
+
         def done(filters: Filters | None) -> None:
             if filters is not None:
                 self.set_filters(filters)
@@ -424,7 +461,12 @@ class HistoryScreen(Screen):
         except StoreError as exc:
             self.app.call_from_thread(self._query_failed, str(exc))
             series = None
-        self.app.call_from_thread(self.app.push_screen, RunDetailScreen(record, series))
+        self.app.call_from_thread(self._push_detail, record, series)
+
+    def _push_detail(self, record: dict[str, Any], series: dict[str, Any] | None) -> None:
+        if not self.is_active:  # dismissed, or another view opened, while the worker ran
+            return
+        self.app.push_screen(RunDetailScreen(record, series))
 
     def action_toggle_mark(self) -> None:
         record = self.current_record()
@@ -494,7 +536,7 @@ class HistoryScreen(Screen):
         self.app.call_from_thread(self._deleted, ids, removed)
 
     def _deleted(self, ids: list[str], removed: int) -> None:
-        if not self.is_attached:  # dismissed while the worker ran: nothing to draw
+        if not self.is_open:  # dismissed while the worker ran: nothing to draw
             return
         for rid in ids:
             self.marked.pop(rid, None)
@@ -510,19 +552,24 @@ class HistoryScreen(Screen):
 
         def done(choice: tuple[str, Path] | None) -> None:
             if choice is not None:
-                self._export(*choice)
+                records = list(self.marked.values()) or None
+                self._export(self.app, self.run_query(None), records, *choice)
 
         self.app.push_screen(ExportScreen(what, default), done)
 
     @work(thread=True, exclusive=True, group="history-export")
-    def _export(self, fmt: str, path: Path) -> None:
+    def _export(
+        self, app: App, query: RunQuery, records: list[dict[str, Any]] | None, fmt: str, path: Path
+    ) -> None:
+        """Write the file off the event loop. The outcome is told through the app, not this
+        screen: the user asked for the file and is told even after leaving the history."""
         try:
-            records = list(self.marked.values()) or self.store.query(self.run_query(None))
+            records = records or self.store.query(query)
             write_export(records, fmt, path)
         except (StoreError, OSError, ValueError) as exc:
-            self.app.call_from_thread(self.notify, f"Export failed: {exc}", severity="error")
+            app.call_from_thread(notify_inert, app, f"Export failed: {exc}", severity="error")
             return
-        self.app.call_from_thread(self.notify, f"Exported {len(records)} runs to {path}")
+        app.call_from_thread(notify_inert, app, f"Exported {len(records)} runs to {path}")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -74,17 +74,29 @@ class KeyFooter(Footer):
     Rebuilding only when the shown keys differ keeps one, and that one is held back until
     the screen releases it: mounting 14 key widgets costs as much as painting the first page,
     and, done first, it also starved the query thread of the GIL.
+
+    Every rebuild is deferred (``release`` uses ``call_later``; Textual's ``bindings_changed``
+    uses ``call_after_refresh``, which runs the rebuild on whichever screen is active by then),
+    so a rebuild can arrive after the history screen was dismissed: while its widgets are being
+    removed, or once this footer is detached and has no screen at all. ``recompose`` then does
+    nothing, as ``Widget.recompose`` does, instead of reading ``self.screen`` (``NoScreen``).
     """
 
     _shown: tuple | None = None
     held = True  # until release(): the first page of runs is painted before the footer
+
+    @property
+    def _in_dom(self) -> bool:
+        """Still part of a live screen: attached through it to the app, and not being removed."""
+        return self.is_attached and not self._pruning
 
     def release(self) -> None:
         """Build the footer now (the screen calls this once its first page is painted)."""
         if self.held:
             self.held = False
             # As the footer's own message: its key widgets bind to its reactives.
-            self.call_later(self.recompose)
+            if self._in_dom:
+                self.call_later(self.recompose)
 
     def _keys_shown(self) -> tuple | None:
         if not self._bindings_ready:
@@ -96,7 +108,7 @@ class KeyFooter(Footer):
         )
 
     async def recompose(self) -> None:
-        if self.held:
+        if self.held or not self._in_dom:
             return
         shown = self._keys_shown()
         if shown is not None and shown == self._shown:
