@@ -563,3 +563,61 @@ async def test_leaving_while_a_query_runs_does_not_crash(store, tmp_path, monkey
         await app.workers.wait_for_complete()
         await pilot.pause(0.2)
         assert app.is_running and not app._exception
+
+
+async def test_a_footer_rebuild_after_leaving_does_nothing(store) -> None:
+    """Textual runs a footer's deferred rebuild (``call_after_refresh``) on whichever screen is
+    active by then: once the history screen was left and its footer detached, the rebuild must
+    not ask the footer's screen for its keys (it raised ``NoScreen`` and ended the app)."""
+    from llmbench_tui.ui.history import KeyFooter
+
+    async with _app(store).run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = history(pilot.app)
+        footer = screen.query_one(KeyFooter)
+        assert not footer.held and footer.children  # built after the first page
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not screen.is_attached and not footer.is_attached
+        await footer.recompose()  # what the deferred call runs
+        footer.release()
+        await settle(pilot)
+        assert pilot.app.is_running and not pilot.app._exception
+
+
+async def test_a_runs_detail_that_arrives_late_opens_only_over_the_history(store, monkeypatch):
+    """Enter reads the run's series in a worker and then opens the detail. If the user went on
+    meanwhile (to the trends view, or out of the history), the detail must not open over that."""
+    import threading
+
+    gate = threading.Event()
+    real_series = store.series
+
+    def slow_series(run_id):
+        gate.wait(5)
+        return real_series(run_id)
+
+    monkeypatch.setattr(store, "series", slow_series)
+    app = _app(store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = history(app)
+        move_to(screen, lambda r: r["status"] == "ok")
+        await pilot.press("enter")  # the series read is now blocked
+        await pilot.press("t")
+        trends = await screen_of(pilot, TrendsScreen, "#trend-decode")
+        gate.set()
+        await settle(pilot)
+        assert app.screen is trends
+        await pilot.press("escape")
+        assert app.screen is screen
+        gate.clear()
+        await pilot.press("enter")
+        await pilot.press("escape")  # leave the history while the series is read
+        await pilot.pause(0.1)
+        assert app.result is None
+        gate.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.1)
+        assert len(app.screen_stack) == 1 and not isinstance(app.screen, RunDetailScreen)
+        assert app.is_running and not app._exception

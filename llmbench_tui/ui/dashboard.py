@@ -159,11 +159,10 @@ class Dashboard(Screen):
         self.app.push_screen(RecentPrompts(prompts), callback=fill)
 
     def action_history(self) -> None:
-        try:
-            from .history import HistoryScreen
-        except ImportError:
-            self.notify("history screen not available", severity="warning")
-            return
+        # Imported on first use: the history's views bring the chart library, which the
+        # dashboard need not load before it can start.
+        from .history import HistoryScreen
+
         self.app.push_screen(HistoryScreen(self.app.store), callback=self.apply_rerun)
 
     def apply_rerun(self, request) -> None:

@@ -2,7 +2,9 @@
 
 One point per successful, non-warm-up run, so a regression after a driver or server upgrade shows
 as a step in the line. ``p`` toggles between this prompt only and every prompt of the model. The
-query runs in a thread worker: a model can have thousands of runs.
+query runs in a thread worker: a model can have thousands of runs. Its result reaches the event
+loop through ``call_from_thread`` (a task of the app, not a message of this screen), so it can
+arrive after the screen was left, even while its charts are being removed: then it is dropped.
 """
 
 from __future__ import annotations
@@ -75,6 +77,12 @@ class TrendsScreen(Screen):
     def on_mount(self) -> None:
         self._load()
 
+    @property
+    def is_open(self) -> bool:
+        """Whether results may still be drawn here: on the app's screen stack and running (a
+        dismissed screen leaves the stack at once, its charts are removed after it stops)."""
+        return self.is_attached and self.is_running and self in self.app.screen_stack
+
     def action_toggle_prompt(self) -> None:
         if self.prompt_id is not None:
             self.by_prompt = not self.by_prompt
@@ -86,15 +94,19 @@ class TrendsScreen(Screen):
         try:
             found = self.store.query(query)
         except StoreError as exc:
-            self.app.call_from_thread(notify_inert, self, str(exc), severity="error")
+            self.app.call_from_thread(self._failed, str(exc))
             return
         found = [r for r in found if r.get("model") == self.model and r.get("host") == self.host]
         if self.by_prompt:
             found = [r for r in found if r.get("prompt_id") == self.prompt_id]
         self.app.call_from_thread(self._show, found)
 
+    def _failed(self, message: str) -> None:
+        if self.is_open:  # dismissed while the worker ran: nobody asked any more
+            notify_inert(self, message, severity="error")
+
     def _show(self, records: list[dict[str, Any]]) -> None:
-        if not self.is_attached:  # dismissed while the worker ran: nothing to draw
+        if not self.is_open:  # dismissed while the worker ran: nothing to draw
             return
         when_d, decode = trend_points(records, "timings.decode_tok_s")
         when_t, ttft = trend_points(records, "timings.ttft_s")

@@ -1,0 +1,22 @@
+"""The history screen's filters: the part of a ``RunQuery`` the filter dialog edits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The filter part of a ``RunQuery``; every set field narrows the list (they combine)."""
+
+    model: str | None = None
+    backend: str | None = None
+    host: str | None = None
+    status: str | None = None
+    session_id: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+    def describe(self) -> str:
+        set_fields = ((f.name, getattr(self, f.name)) for f in fields(self))
+        return " ".join(f"{name}={value}" for name, value in set_fields if value)
