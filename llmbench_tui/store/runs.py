@@ -602,9 +602,18 @@ class Store:
             from llmbench_tui.engine.environment import machine_matches
 
             sessions = self._table(SESSIONS)
-            checks.append(
-                lambda r: machine_matches(self.machine_of(r, sessions), q.machine or "")
-            )
+            memo: dict[Any, bool] = {}  # machine id -> match: thousands of runs, a few machines
+
+            def on_machine(record: dict[str, Any]) -> bool:
+                block = self.machine_of(record, sessions)
+                key = block.get("machine_id") if block else None
+                if not isinstance(key, str):  # no id (an odd imported block): no memo
+                    return machine_matches(block, q.machine or "")
+                if key not in memo:
+                    memo[key] = machine_matches(block, q.machine or "")
+                return memo[key]
+
+            checks.append(on_machine)
         if q.since:
             since = parse_when(q.since)
             checks.append(lambda r: (_started(r) or since) >= since and _started(r) is not None)
