@@ -566,3 +566,31 @@ def compare_machines(
             )
         )  # fmt: skip
     return out
+
+
+def condition_notes(
+    a: Iterable[dict[str, Any]], b: Iterable[dict[str, Any]], names: tuple[str, str] = ("A", "B")
+) -> list[str]:
+    """Sentences for ``compare`` and the gate when counted runs of a side were measured beside
+    other work (``efficiency.conditions.busy``) or hold physically impossible figures
+    (``efficiency.implausible``): a difference resting on them is not the hardware's or the
+    software's."""
+    from llmbench_tui.engine.efficiency import BUSY_OTHER_CPU_PCT
+
+    notes = []
+    for name, records in zip(names, (a, b), strict=True):
+        runs = counted(list(records))
+        busy = sum(bool(get_path(r, "efficiency.conditions.busy")) for r in runs)
+        odd = sum(bool(get_path(r, "efficiency.implausible")) for r in runs)
+        if busy:
+            notes.append(
+                f"{busy} of {len(runs)} runs of {name} were measured beside other work (other "
+                f"processes used more than {BUSY_OTHER_CPU_PCT:.0f} % of the CPU): their figures "
+                "are not comparable"
+            )
+        if odd:
+            notes.append(
+                f"{odd} of {len(runs)} runs of {name} have physically impossible figures "
+                "(a decode rate above the bandwidth ceiling)"
+            )
+    return notes

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import platform
+import re
 from pathlib import Path
 
 import pytest
@@ -175,6 +176,7 @@ async def test_export_import_keeps_machine_and_session(ollama_server, tmp_path, 
     code, out, _ = cli(show, [ids[0][:10], "--data-dir", str(there)], capsys)
     assert code == 0 and f"machine {platform.node()} · {cpu}" in out
     assert "\nmachine:\n" in out and f"  cpu: {cpu}" in out
+    assert re.search(r"\n    busy: (yes|no)\n", out)  # flags read yes/no, not "-"
     assert "\nsession environment:\n" in out and "  packages:" in out and "  conditions:" in out
     code, out, _ = cli(show, [ids[0][:10], "--json", "--data-dir", str(there)], capsys)
     doc = json.loads(out)
@@ -222,8 +224,9 @@ def two_machines(tmp_path):
               "s-desk": [31.0, 30.0, 32.0]}  # fmt: skip
     for sid, values in speeds.items():
         for i, v in enumerate(values):
+            busy = {"conditions": {"busy": True, "other_cpu_pct": 60.0}} if sid == "s-desk" else {}
             store.add_run(run(id=f"{sid}-{i}", session_id=sid, timings={"decode_tok_s": v},
-                              host="http://127.0.0.1:11434"))  # fmt: skip
+                              host="http://127.0.0.1:11434", efficiency=busy))  # fmt: skip
     store.close()
     return tmp_path
 
@@ -232,8 +235,10 @@ def test_compare_says_when_machines_differ(two_machines, capsys):
     d = str(two_machines)
     code, out, _ = cli(compare, ["s-epyc", "s-desk", "--data-dir", d], capsys)
     assert code == 0
-    note = next(line for line in out.splitlines() if line.startswith("note:"))
+    note, busy = [line for line in out.splitlines() if line.startswith("note:")]
     assert "ran on different machines" in note and "bench-epyc" in note and "desk ·" in note
+    assert busy == ("note: 3 of 3 runs of B were measured beside other work (other processes "
+                    "used more than 25 % of the CPU): their figures are not comparable")
     code, out, _ = cli(compare, ["s-epyc", "s-epyc2", "--data-dir", d], capsys)
     assert "note: same machine (bench-epyc" in out and "GPU driver 550.54.15 → 555.42.02" in out
     code, out, _ = cli(compare, ["s-epyc-0", "s-epyc-1", "--data-dir", d], capsys)
@@ -250,6 +255,8 @@ def test_compare_by_machine(two_machines, capsys):
     assert any(x.startswith("B = machine desk · AMD Ryzen 9 7950X") for x in lines)
     row = next(x for x in lines if "timings.decode_tok_s" in x)
     assert "-68." in row and "worse (p=" in row
+    assert lines[lines.index(next(x for x in lines if x.startswith("B = "))) + 1].startswith(
+        "note: 3 of 3 runs of B were measured beside other work")
     code, out, _ = cli(compare, ["--by", "machine", "model:qwen2.5:7b", "--against", "desk",
                                  "--json", "--data-dir", d], capsys)  # fmt: skip
     (only,) = json.loads(out)
@@ -271,3 +278,31 @@ def test_gate_notes_from_records_alone():
     assert note.startswith("the baseline and now ran on different machines")
     assert machine_notes(record_machines(base), record_machines(base)) == []
     assert machine_notes(record_machines(base), record_machines([run()])) == []  # unknown: silent
+
+
+def test_gate_says_the_baseline_ran_elsewhere(ollama_server, tmp_path):
+    """`--baseline FILE --fail-if`: a baseline exported on another machine is judged, with a
+    note saying so."""
+    import os
+    import subprocess
+    import sys
+
+    def batch(*extra: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "LLMBENCH_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
+        return subprocess.run(
+            [sys.executable, "-m", "llmbench_tui.cli", "--batch", "-m",
+             f"ollama:smollm-fake:135m@{ollama_server.url}", "-n", "2", "--warmup", "0", *extra],
+            capture_output=True, text=True, env=env, timeout=120,
+        )  # fmt: skip
+
+    base = tmp_path / "base.json"
+    assert batch("--no-store", "--json", str(base)).returncode == 0
+    records = json.loads(base.read_text())
+    elsewhere = machine_block(env_of("bench-epyc", EPYC))
+    base.write_text(json.dumps([{**r, "machine": elsewhere} for r in records]))
+    done = batch("--baseline", str(base), "--fail-if", "decode_tok_s<-99%")
+    assert done.returncode == 0, done.stderr
+    assert "llmbench: note: the baseline and this session ran on different machines: the " \
+           "baseline on bench-epyc · AMD EPYC 9654" in done.stderr  # fmt: skip
+    assert f"this session on {platform.node()} · " in done.stderr
+    assert "regression gate passed" in done.stderr

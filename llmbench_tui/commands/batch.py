@@ -231,12 +231,15 @@ def _check_idle(args: argparse.Namespace, plan: Plan) -> Any:
     server = args.server_pid or os.environ.get("LLMBENCH_SERVER_PID")
     targets = {ProcessTarget.for_backend(m.backend, m.host, server) for m in plan.models}
     wait = getattr(args, "wait_idle", None)
+    told = [-10.0]
+
+    def on_busy(b: Any, waited: float) -> None:  # one line every 10 s, not every second
+        if waited - told[0] >= 10:
+            told[0] = waited
+            print(f"llmbench: {b.sentence()}; waiting up to {wait:g} s for quiet", file=sys.stderr)
+
     if wait:
-        busy, waited = conditions.wait_idle(
-            targets, wait,
-            on_busy=lambda b, w: print(f"llmbench: {b.sentence()}; waiting for quiet "
-                                       f"({w:.0f}/{wait:g} s)", file=sys.stderr),
-        )  # fmt: skip
+        busy, waited = conditions.wait_idle(targets, wait, on_busy=on_busy)
     else:
         busy, waited = conditions.measure(targets), 0.0
     if not busy.idle:
@@ -313,10 +316,11 @@ def _gate(args: argparse.Namespace, finished: SessionFinished, store: Any) -> in
     for label in unjudged:
         print(f"llmbench: warning: not in the baseline, not gated: {strip_controls(label)}",
               file=sys.stderr)
-    from ..compare import machine_notes, record_machines
+    from ..compare import condition_notes, machine_notes, record_machines
 
-    for note in machine_notes(record_machines(baseline, store), record_machines(current, store),
-                              ("the baseline", "this session")):  # fmt: skip
+    names = ("the baseline", "this session")
+    notes = machine_notes(record_machines(baseline, store), record_machines(current, store), names)
+    for note in notes + condition_notes(baseline, current, names):
         print(f"llmbench: note: {strip_controls(note)}", file=sys.stderr)
     violations = evaluate_gate(current, baseline, rules)
     for v in violations:

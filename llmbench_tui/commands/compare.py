@@ -27,6 +27,7 @@ from llmbench_tui.compare import (
     FigureDiff,
     compare_machines,
     compare_records,
+    condition_notes,
     group_key,
     machine_notes,
     record_machines,
@@ -112,8 +113,12 @@ def _by_machine(args: argparse.Namespace) -> int:
         return 0
     a = comparisons[0].a
     print(f"A = machine {one_line(a.label)} ({len(a.records)} runs)")
+    for note in condition_notes(a.records, [], ("A", "-")):
+        print(f"note: {one_line(note)}")
     for c in comparisons:
         print(f"\nB = machine {one_line(c.b.label)} ({len(c.b.records)} runs)")
+        for note in condition_notes([], c.b.records, ("-", "B")):
+            print(f"note: {one_line(note)}")
         if c.diffs:
             print(table(_rows(c.diffs)))
         else:
@@ -133,6 +138,7 @@ def main(args: argparse.Namespace) -> int:
         store = open_store(args)
         a, b = resolve_side(store, args.refs[0]), resolve_side(store, args.refs[1])
         notes = machine_notes(record_machines(a.records, store), record_machines(b.records, store))
+        notes += condition_notes(a.records, b.records)
     except StoreError as exc:
         return fail("llmbench compare", str(exc))
     diffs = compare_records(a.records, b.records, group_key(a, b))

@@ -30,6 +30,13 @@ def _block(text: Any) -> str:
     return strip_controls("" if text is None else str(text))
 
 
+def _shown(value: Any) -> str:
+    """A leaf: ``yes``/``no`` for flags (``busy``, ``idle``), else the figure (``fmt_num``)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return one_line(fmt_num(value, 4))
+
+
 def _lines(value: Any, indent: str) -> list[str]:
     if isinstance(value, dict):
         out = []
@@ -38,7 +45,7 @@ def _lines(value: Any, indent: str) -> list[str]:
                 out.append(f"{indent}{one_line(key)}:")
                 out.extend(_lines(sub, indent + "  "))
             else:
-                shown = one_line(fmt_num(sub, 4)) if sub != [] else "[]"
+                shown = _shown(sub) if sub != [] else "[]"
                 out.append(f"{indent}{one_line(key)}: {shown}")
         return out
     if isinstance(value, list):
@@ -49,9 +56,9 @@ def _lines(value: Any, indent: str) -> list[str]:
                 out.append(f"{indent}- {sub[0].lstrip()}")
                 out.extend(sub[1:])
             else:
-                out.append(f"{indent}- {one_line(fmt_num(item, 4))}")
+                out.append(f"{indent}- {_shown(item)}")
         return out
-    return [f"{indent}{one_line(fmt_num(value, 4))}"]
+    return [f"{indent}{_shown(value)}"]
 
 
 def render(
