@@ -169,7 +169,7 @@ async def _embedded_run(tmp_path):
     try:
         plan = Plan(models=[ModelSpec.parse("embedded")],
                     prompts=[PromptSpec(id="p", text="Write a short poem about the sea.")],
-                    options=Options(max_tokens=48, temperature=0.0, seed=1), repetitions=1,
+                    options=Options(max_tokens=24, temperature=0.0, seed=1), repetitions=1,
                     warmup=0)  # fmt: skip
         fin = await Engine(plan, telemetry=hub).run()
     finally:
