@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server-pid", metavar="PID_OR_NAME",
                    help="the serving process to sample for OpenAI-compatible servers "
                    "(env LLMBENCH_SERVER_PID); Ollama's and this process are found by themselves")
+    from .commands.batch import add_condition_flags
+
+    add_condition_flags(p)  # --wait-idle, --telemetry-url
     p.add_argument("--theme", help="dashboard theme")
     mouse = p.add_mutually_exclusive_group()
     mouse.add_argument("--no-mouse", dest="no_mouse", action="store_const", const=True,

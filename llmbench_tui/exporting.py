@@ -4,6 +4,11 @@ One function per direction so ``llmbench export`` and ``--batch`` write identica
 ``llmbench import`` / ``--baseline`` read anything either produced (or a whole database file).
 CSV flattens nested figures into dotted columns (``timings.decode_tok_s``) because spreadsheets
 cannot hold objects; the environment snapshot, which is large and irregular, stays one JSON cell.
+
+Exports are self-contained (``self_contained``): every run carries its ``machine`` block and, in
+JSON and JSONL, its ``session`` (id, start, plan and the environment snapshot of the machine), so
+``llmbench import`` on another machine restores sessions and machines and a merged database
+compares hardware. CSV and Markdown get the machine's columns instead (host name, CPU, GPU, id).
 """
 
 from __future__ import annotations
@@ -29,12 +34,16 @@ _LEAD_COLUMNS = (
     "id", "session_id", "started_at", "model", "model_spec", "backend", "host", "prompt_id",
     "status", "error", "warmup", "cold", "repetition", "concurrency",
 )  # fmt: skip
+_MACHINE_COLUMNS = ("machine.hostname", "machine.cpu", "machine.gpu", "machine.machine_id")
 _OPAQUE = ("environment",)  # kept as one JSON cell in CSV
+_NOT_IN_CSV = ("session",)  # the whole session snapshot: JSON and JSONL only
 _MD_COLUMNS = (
     ("started", "started_at"), ("id", "id"), ("model", "model"), ("backend", "backend"),
     ("prompt", "prompt_id"), ("status", "status"), ("TTFT s", "timings.ttft_s"),
     ("decode tok/s", "timings.decode_tok_s"), ("server tok/s", "server.decode_tok_s"),
     ("e2e s", "timings.e2e_s"), ("out tokens", "tokens.output"),
+    ("machine", "machine.hostname"), ("CPU", "machine.cpu"), ("GPU", "machine.gpu"),
+    ("machine id", "machine.machine_id"),
 )  # fmt: skip
 
 
@@ -56,9 +65,32 @@ def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def self_contained(
+    records: list[dict[str, Any]], store: Any, *, sessions: bool = True
+) -> list[dict[str, Any]]:
+    """The records, each with its ``machine`` block (``Store.machine_of``: stored with the run,
+    or computed from its session) and, with ``sessions``, its ``session`` as stored (id,
+    start, plan, environment). Records are copied at the top level, never changed in place."""
+    table = store.sessions_by_id()
+    out = []
+    for record in records:
+        record = dict(record)
+        machine = store.machine_of(record, table)
+        if machine and not isinstance(record.get("machine"), dict):
+            record["machine"] = machine
+        session = table.get(record.get("session_id")) if sessions else None
+        if isinstance(session, dict):
+            record["session"] = session
+        out.append(record)
+    return out
+
+
 def _csv(records: list[dict[str, Any]], out: IO[str]) -> None:
-    rows = [flatten(r) for r in records]
-    columns = dict.fromkeys(c for c in _LEAD_COLUMNS if any(c in row for row in rows))
+    rows = [
+        flatten({k: v for k, v in r.items() if k not in _NOT_IN_CSV}) for r in records
+    ]
+    lead = (*_LEAD_COLUMNS, *_MACHINE_COLUMNS)
+    columns = dict.fromkeys(c for c in lead if any(c in row for row in rows))
     for row in rows:
         columns.update(dict.fromkeys(row))
     writer = csv.DictWriter(
@@ -136,6 +168,20 @@ def _jsonl(data: bytes, path: Path) -> Iterator[dict[str, Any]]:
         yield item
 
 
+def _sessions_apart(records: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
+    """Runs of a self-contained export without their ``session`` blocks, and those sessions
+    (once each): the store keeps a session once, not once per run."""
+    runs, sessions = [], {}
+    for record in records:
+        session = record.get("session")
+        if "session" in record:
+            record = {k: v for k, v in record.items() if k != "session"}
+        if isinstance(session, dict) and isinstance(session.get("id"), str) and session["id"]:
+            sessions.setdefault(session["id"], session)
+        runs.append(record)
+    return runs, list(sessions.values())
+
+
 def read_records(path: str | os.PathLike[str]) -> tuple[list[dict], list[dict], dict[str, dict]]:
     """Runs, sessions and series from a JSON/JSONL export or an llmbench database file.
 
@@ -150,13 +196,13 @@ def read_records(path: str | os.PathLike[str]) -> tuple[list[dict], list[dict], 
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return list(_jsonl(data, path)), [], {}
+        return (*_sessions_apart(list(_jsonl(data, path))), {})
     if isinstance(parsed, list):
         if not all(isinstance(r, dict) for r in parsed):
             raise ExportError(f"{path} is a JSON list but not of run records")
-        return parsed, [], {}
+        return (*_sessions_apart(parsed), {})
     if isinstance(parsed, dict) and "started_at" in parsed:
-        return [parsed], [], {}  # a one-line JSONL export
+        return (*_sessions_apart([parsed]), {})  # a one-line JSONL export
     try:
         parse_tables(data, path)  # refuse what is neither an export nor a database, early
         # Through the storage, so runs still in the database's journal are read too.

@@ -137,12 +137,23 @@ class Suite(BaseModel):
     ttft_timeout_s: float | None = Field(default=None, gt=0)
     stall_timeout_s: float | None = Field(default=None, gt=0)
     tags: list[str] = Field(default_factory=list)
+    # Prometheus endpoints scraped during runs: a list (every run) or a table of model host ->
+    # list (only the runs against that host), e.g. "gpu-box:11434" = ["http://gpu-box:9100/metrics"]
+    telemetry_urls: list[str] | dict[str, list[str]] = Field(default_factory=list)
 
     @field_validator("models")
     @classmethod
     def _specs_parse(cls, value: list[str]) -> list[str]:
         for text in value:
             ModelSpec.parse(text)
+        return value
+
+    @field_validator("telemetry_urls")
+    @classmethod
+    def _urls(cls, value: list[str] | dict[str, list[str]]) -> list[str] | dict[str, list[str]]:
+        for url in value if isinstance(value, list) else [u for v in value.values() for u in v]:
+            if not re.match(r"^https?://[^/\s]+", url):
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
         return value
 
 

@@ -23,6 +23,7 @@ from llmbench_tui.engine.environment import (
     embedded_path,
     file_sha256,
     git_revision,
+    machine_block,
 )
 from llmbench_tui.engine.nvml import MIB, Nvml
 from llmbench_tui.engine.telemetry import TelemetryHub
@@ -101,6 +102,13 @@ async def test_snapshot_machine_software_and_models(
         ]
         assert env["gpu_driver"]
     json.dumps(env)  # stored as-is by the store: must be plain JSON
+    # How busy the machine was as the session began, and the compact machine block of it.
+    assert env["conditions"]["cpus"] == psutil.cpu_count()
+    assert 0 <= env["conditions"]["other_cpu_pct"] <= 100
+    machine = machine_block(env)
+    assert machine["hostname"] == platform.node() and machine["cpu"] == env["cpu"]["model"]
+    assert machine["threads"] == os.cpu_count() and machine["ram_mb"] == env["ram_mb"]
+    assert machine["gpu_driver"] == env["gpu_driver"] and len(machine["machine_id"]) == 12
 
     embedded = env["models"]["embedded"]
     path = embedded_path()

@@ -370,3 +370,65 @@ class OllamaBackend:
 def _names(name: str) -> tuple[str, ...]:
     """The spellings Ollama may list a model under (``x`` is ``x:latest``)."""
     return (name, f"{name}:latest") if ":" not in name else (name,)
+
+
+PS_TIMEOUT_S = 2.0
+
+
+def loaded_model(ps: Any, name: str) -> dict[str, Any] | None:
+    """What one ``/api/ps`` answer (the parsed JSON) says of model ``name``: ``size`` (bytes
+    loaded: weights + KV cache), ``size_vram``, ``vram_fraction`` (``size_vram / size``),
+    ``context_length`` (the context actually allocated) and ``expires_at``; ``None`` when the
+    model is not loaded (or the answer is not one ``/api/ps`` gives)."""
+    models = ps.get("models") if isinstance(ps, dict) else None
+    if not isinstance(models, list):
+        return None
+    wanted = _names(name)
+    entry = next(
+        (
+            m
+            for m in models
+            if isinstance(m, dict) and (m.get("model") in wanted or m.get("name") in wanted)
+        ),
+        None,
+    )
+    if entry is None:
+        return None
+
+    def number(key: str) -> int | None:
+        value = entry.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return int(value)
+
+    size, vram = number("size"), number("size_vram")
+    fraction = round(min(1.0, vram / size), 4) if size and vram is not None else None
+    return {
+        "size": size,
+        "size_vram": vram,
+        "vram_fraction": fraction,
+        "context_length": number("context_length"),
+        "expires_at": entry.get("expires_at") if isinstance(entry.get("expires_at"), str) else None,
+    }
+
+
+def read_ps(host: str | None, name: str, timeout_s: float = PS_TIMEOUT_S) -> dict[str, Any]:
+    """``GET /api/ps`` now (blocking: call it off the event loop) for model ``name``.
+
+    Returns ``loaded_model``'s block with ``loaded: True``, ``{"loaded": False}`` when the model
+    is not in memory, or ``{"error": sentence}``; never raises.
+    """
+    try:
+        base = resolve_host(host)
+    except BackendError as exc:
+        return {"error": str(exc)}
+    try:
+        reply = httpx.get(f"{base}/api/ps", timeout=timeout_s)
+        reply.raise_for_status()
+        data = reply.json()
+    except httpx.HTTPStatusError as exc:
+        return {"error": f"Ollama at {base} answered /api/ps with HTTP {exc.response.status_code}"}
+    except (httpx.HTTPError, ValueError, OSError) as exc:
+        return {"error": f"cannot read /api/ps from Ollama at {base}: {exc or type(exc).__name__}"}
+    entry = loaded_model(data, name)
+    return {"loaded": False} if entry is None else {"loaded": True, **entry}

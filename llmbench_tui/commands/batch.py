@@ -178,10 +178,76 @@ def _start_telemetry(args: argparse.Namespace) -> Any:
     except ImportError:
         return None
     hub = TelemetryHub(
-        interval_s=args.sample_interval, data_dir=data_dir(args.data_dir), server=args.server_pid
-    )
+        interval_s=args.sample_interval, data_dir=data_dir(args.data_dir), server=args.server_pid,
+        telemetry_urls=telemetry_urls(args),
+    )  # fmt: skip
     hub.start()
     return hub
+
+
+# -- run conditions and remote telemetry (--wait-idle, --telemetry-url) -------------------------
+
+
+def add_condition_flags(p: argparse.ArgumentParser) -> None:
+    """``--wait-idle[=SECONDS]`` and ``--telemetry-url URL`` (called by ``cli.build_parser``)."""
+    from ..engine.conditions import DEFAULT_WAIT_S
+
+    def seconds(text: str) -> float:
+        value = float(text)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+        return value
+
+    p.add_argument("--wait-idle", nargs="?", const=DEFAULT_WAIT_S, type=seconds,
+                   metavar="SECONDS", help="before the session, wait up to SECONDS (default "
+                   f"{DEFAULT_WAIT_S:g}) for other processes to leave the CPU idle; write "
+                   "--wait-idle=S before a suite file")
+    p.add_argument("--telemetry-url", action="append", default=[], metavar="URL",
+                   help="a Prometheus endpoint to scrape during every run (node_exporter, DCGM "
+                   "exporter, llama-server --metrics); repeatable, added to the suite's",
+                   )  # fmt: skip
+
+
+def telemetry_urls(args: argparse.Namespace) -> dict[str, str | None]:
+    """``{url: host}``: the suite's ``telemetry_urls`` (a table ties URLs to one model host)
+    plus every ``--telemetry-url`` (for every run)."""
+    urls: dict[str, str | None] = {}
+    if getattr(args, "suite", None):
+        suite_urls = load_suite(args.suite).telemetry_urls
+        if isinstance(suite_urls, dict):
+            urls.update({u: host for host, us in suite_urls.items() for u in us})
+        else:
+            urls.update(dict.fromkeys(suite_urls))
+    urls.update(dict.fromkeys(getattr(args, "telemetry_url", None) or []))
+    return urls
+
+
+def _check_idle(args: argparse.Namespace, plan: Plan) -> Any:
+    """Before the session: say when the machine is busy with other work (and, with
+    ``--wait-idle``, wait for it to calm down first); the session's environment records it."""
+    from ..engine import conditions
+    from ..engine.sampler import ProcessTarget
+
+    server = args.server_pid or os.environ.get("LLMBENCH_SERVER_PID")
+    targets = {ProcessTarget.for_backend(m.backend, m.host, server) for m in plan.models}
+    wait = getattr(args, "wait_idle", None)
+    told = [-10.0]
+
+    def on_busy(b: Any, waited: float) -> None:  # one line every 10 s, not every second
+        if waited - told[0] >= 10:
+            told[0] = waited
+            print(f"llmbench: {b.sentence()}; waiting up to {wait:g} s for quiet", file=sys.stderr)
+
+    if wait:
+        busy, waited = conditions.wait_idle(targets, wait, on_busy=on_busy)
+    else:
+        busy, waited = conditions.measure(targets), 0.0
+    if not busy.idle:
+        after = f" after waiting {waited:.0f} s" if wait else ""
+        hint = "" if wait else " (--wait-idle waits for quiet)"
+        print(f"llmbench: warning: {busy.sentence()}{after}: figures measured now may not be "
+              f"comparable{hint}", file=sys.stderr)  # fmt: skip
+    return busy
 
 
 async def _run(engine: Engine) -> SessionFinished:
@@ -210,8 +276,15 @@ async def _run(engine: Engine) -> SessionFinished:
             loop.remove_signal_handler(signal.SIGINT)
 
 
-def _write_outputs(args: argparse.Namespace, finished: SessionFinished, rows: list) -> None:
+def _write_outputs(
+    args: argparse.Namespace, finished: SessionFinished, rows: list, env: dict | None = None
+) -> None:
     records = [r.to_json() for r in finished.records]
+    if env:  # self-contained, like `llmbench export`: the machine and the session travel along
+        from ..engine.environment import machine_block
+
+        machine, session = machine_block(env), {"id": finished.session_id, "environment": env}
+        records = [{**r, "machine": machine, "session": session} for r in records]
     if args.json:
         Path(args.json).write_text(
             json.dumps(records, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -243,6 +316,12 @@ def _gate(args: argparse.Namespace, finished: SessionFinished, store: Any) -> in
     for label in unjudged:
         print(f"llmbench: warning: not in the baseline, not gated: {strip_controls(label)}",
               file=sys.stderr)
+    from ..compare import condition_notes, machine_notes, record_machines
+
+    names = ("the baseline", "this session")
+    notes = machine_notes(record_machines(baseline, store), record_machines(current, store), names)
+    for note in notes + condition_notes(baseline, current, names):
+        print(f"llmbench: note: {strip_controls(note)}", file=sys.stderr)
     violations = evaluate_gate(current, baseline, rules)
     for v in violations:
         print(f"REGRESSION: {strip_controls(v.sentence)}", file=sys.stderr)
@@ -288,11 +367,17 @@ def run_batch(args: argparse.Namespace) -> int:
         print(f"llmbench: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
+        busy = _check_idle(args, plan)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    try:
         store = _open_store(args)
     except Exception as exc:  # StoreError: corrupt or newer file, unreadable dir
         print(f"llmbench: {exc}", file=sys.stderr)
         return EXIT_USAGE
     hub = _start_telemetry(args)
+    if hub is not None:
+        hub.pre_session = busy
     engine = Engine(
         plan,
         pool=BackendPool(ollama_host=args.ollama_host),
@@ -322,7 +407,7 @@ def run_batch(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        _write_outputs(args, finished, rows)
+        _write_outputs(args, finished, rows, hub.last_environment if hub is not None else None)
     except OSError as exc:
         print(f"llmbench: could not write the results file: {exc}", file=sys.stderr)
         return EXIT_FAILED

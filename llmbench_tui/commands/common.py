@@ -36,6 +36,9 @@ def add_filters(parser: argparse.ArgumentParser, *, default_limit: int | None) -
     parser.add_argument("--host", help="host or base URL (part of it)")
     parser.add_argument("--status", choices=("ok", "error", "timeout", "cancelled"))
     parser.add_argument("--session", dest="session_id", help="session id (or its prefix)")
+    parser.add_argument(
+        "--machine", help="machine: part of its host name, CPU or GPU model, or an id prefix"
+    )
     parser.add_argument("--since", help="from this ISO date/datetime (UTC)")
     parser.add_argument("--until", help="up to this ISO date (whole day) or datetime (UTC)")
     parser.add_argument(
@@ -52,7 +55,7 @@ def query_from(args: argparse.Namespace) -> RunQuery:
     return RunQuery(
         search=args.search, model=args.model, backend=args.backend, host=args.host,
         status=args.status, since=args.since, until=args.until, session_id=args.session_id,
-        sort=args.sort, limit=args.limit,
+        machine=getattr(args, "machine", None), sort=args.sort, limit=args.limit,
     )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from llmbench_tui.commands.common import add_filters, fail, inert_json, open_store, query_from
-from llmbench_tui.exporting import FORMATS, ExportError, render, write_export
+from llmbench_tui.exporting import FORMATS, ExportError, render, self_contained, write_export
 from llmbench_tui.safe_text import strip_controls
 from llmbench_tui.store import StoreError
 
@@ -41,7 +41,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        records = open_store(args).query(query_from(args))
+        store = open_store(args)
+        records = self_contained(
+            store.query(query_from(args)), store, sessions=args.format in _LOSSLESS
+        )
         if args.format not in _LOSSLESS:
             records = [inert(r) for r in records]
         if args.out in (None, "-"):

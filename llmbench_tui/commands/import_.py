@@ -2,6 +2,11 @@
 
 Ids are the engine's uuids, so a run seen before (imported twice, or from a machine that already
 merged it) is recognised and skipped instead of duplicated.
+
+Sessions come first: from a database file, or from the ``session`` block each run of a
+self-contained JSON/JSONL export carries. Stored before the runs, they give every run its machine
+(``Store.add_runs``), so a merged database compares hardware; a session already present is kept
+as it is.
 """
 
 from __future__ import annotations
@@ -27,15 +32,14 @@ def main(args: argparse.Namespace) -> int:
         if not runs:
             return fail("llmbench import", f"{args.path} holds no run records")
         valid = [r for r in runs if isinstance(r.get("id"), str) and r["id"]]
+        restored = store.add_sessions(sessions)
         added, skipped = store.add_runs(valid, series)
-        for session in sessions:
-            if store.get_session(session["id"]) is None:
-                store.add_session(session)
     except (StoreError, ExportError) as exc:
         return fail("llmbench import", str(exc))
     bad = len(runs) - len(valid)
     print(
         f"added {added}, skipped {skipped} already present"
         + (f", {bad} without an id" if bad else "")
+        + (f"; {restored} session{'s' if restored != 1 else ''} restored" if restored else "")
     )
     return 0

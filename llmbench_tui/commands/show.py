@@ -1,4 +1,9 @@
-"""``llmbench show ID``: one run in full — figures, response, environment (``--json`` as stored).
+"""``llmbench show ID``: one run in full — figures, response, machine and environment (``--json``
+as stored, plus ``machine``, ``session`` and ``series``).
+
+The machine is the run's own ``machine`` block (stored with it, or imported), else its session's;
+the session environment (OS, packages, git revision, backend versions, the conditions as the
+session began) is printed after the run's own per-model environment.
 
 Every field is untrusted (model output, server errors, anything ``llmbench import`` read), so all
 of it goes through ``strip_controls``: one-line fields by ``clean``, the prompt, response and
@@ -25,6 +30,13 @@ def _block(text: Any) -> str:
     return strip_controls("" if text is None else str(text))
 
 
+def _shown(value: Any) -> str:
+    """A leaf: ``yes``/``no`` for flags (``busy``, ``idle``), else the figure (``fmt_num``)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return one_line(fmt_num(value, 4))
+
+
 def _lines(value: Any, indent: str) -> list[str]:
     if isinstance(value, dict):
         out = []
@@ -33,7 +45,7 @@ def _lines(value: Any, indent: str) -> list[str]:
                 out.append(f"{indent}{one_line(key)}:")
                 out.extend(_lines(sub, indent + "  "))
             else:
-                shown = one_line(fmt_num(sub, 4)) if sub != [] else "[]"
+                shown = _shown(sub) if sub != [] else "[]"
                 out.append(f"{indent}{one_line(key)}: {shown}")
         return out
     if isinstance(value, list):
@@ -44,18 +56,28 @@ def _lines(value: Any, indent: str) -> list[str]:
                 out.append(f"{indent}- {sub[0].lstrip()}")
                 out.extend(sub[1:])
             else:
-                out.append(f"{indent}- {one_line(fmt_num(item, 4))}")
+                out.append(f"{indent}- {_shown(item)}")
         return out
-    return [f"{indent}{one_line(fmt_num(value, 4))}"]
+    return [f"{indent}{_shown(value)}"]
 
 
-def render(record: dict[str, Any], series: dict[str, Any] | None) -> str:
+def render(
+    record: dict[str, Any],
+    series: dict[str, Any] | None,
+    machine: dict[str, Any] | None = None,
+    session: dict[str, Any] | None = None,
+) -> str:
+    from llmbench_tui.engine.environment import machine_line
+
+    if machine is None and isinstance(record.get("machine"), dict):
+        machine = record["machine"]
     head = [
         f"run {one_line(record.get('id'))}",
         f"session {one_line(record.get('session_id'))}  "
         f"started {one_line(record.get('started_at'))}",
         f"model {one_line(record.get('model_spec') or record.get('model'))}  backend "
         f"{one_line(record.get('backend'))}  host {one_line(record.get('host'))}",
+        f"machine {one_line(machine_line(machine)) if machine else 'unknown (no session)'}",
         f"status {one_line(record.get('status'))}"
         + (f"  error: {one_line(record.get('error'))}" if record.get("error") else ""),
         f"prompt [{one_line(record.get('prompt_id'))}]:",
@@ -71,8 +93,15 @@ def render(record: dict[str, Any], series: dict[str, Any] | None) -> str:
     if record.get("thinking"):
         head += ["thinking:", _block(record["thinking"])]
     head += ["response:", _block(record.get("response"))]
+    if machine:
+        head += ["machine:", *_lines(machine, "  ")]
     if record.get("environment"):
         head += ["environment:", *_lines(record["environment"], "  ")]
+    env = session.get("environment") if isinstance(session, dict) else None
+    if isinstance(env, dict) and env:
+        # The models part is every model of the session; this run's is printed above.
+        shown = {k: v for k, v in env.items() if k != "models"}
+        head += ["session environment:", *_lines(shown, "  ")]
     if series:
         lengths = ", ".join(
             f"{one_line(k)} ({len(v)})" for k, v in series.items() if isinstance(v, list)
@@ -94,11 +123,20 @@ def main(args: argparse.Namespace) -> int:
         store = open_store(args)
         record = store.get_run(args.id)
         series = store.series(record["id"])
+        machine = store.machine_of(record)
+        sid = record.get("session_id")
+        session = store.sessions_by_id().get(sid) if isinstance(sid, str) else None
     except StoreError as exc:
         return fail("llmbench show", str(exc))
     if args.json:
-        doc = dict(record, series=series) if series else record
+        doc = dict(record)
+        if machine:
+            doc["machine"] = machine
+        if session:
+            doc["session"] = session
+        if series:
+            doc["series"] = series
         sys.stdout.write(json_text(doc))
     else:
-        print(render(record, series))
+        print(render(record, series, machine, session))
     return 0

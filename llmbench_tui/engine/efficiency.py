@@ -30,13 +30,20 @@ CALIBRATION_FILE = "calibration.json"
 LOW_GPU_UTIL_PCT = 50.0
 THROTTLE_RATIO = 0.85  # min frequency below 85 % of the run's peak frequency
 SWAP_GROWTH_MB = 8.0
+BUSY_OTHER_CPU_PCT = 25.0  # mean share of the machine used by other processes (conditions.py)
+# Above the peak by more than this, a figure is physically impossible rather than a calibration
+# a few per cent low: a memory-copy peak is a little below what streaming reads can reach.
+IMPOSSIBLE_MARGIN = 1.10
 
 
 def is_local_host(host: str | None) -> bool:
     """Whether a backend host (URL or name) is this machine: ``None`` is (in-process, default)."""
     if not host:
         return True
-    name = urlsplit(host if "//" in host else f"//{host}").hostname or ""
+    try:
+        name = urlsplit(host if "//" in host else f"//{host}").hostname or ""
+    except ValueError:  # not a host at all (an imported record may hold anything): not ours
+        return False
     return name in ("127.0.0.1", "localhost", "::1", "0.0.0.0") or name.startswith("127.")
 
 
@@ -266,16 +273,25 @@ def derive(record: RunRecord, env: dict[str, Any] | None) -> tuple[Efficiency, l
     rate) and the VRAM-share warning, but no energy, device, peak or machine warnings: this
     machine's counters say nothing about that one.
     """
+    from .remote_telemetry import remote_warnings
+
     env = env or {}
+    tele = record.telemetry or {}
     model = model_env(env, record)
+    ps = tele.get("ollama_ps") if isinstance(tele.get("ollama_ps"), dict) else {}
+    if ps.get("vram_fraction") is not None:  # measured at the run, not at the session's start
+        model = {**model, "vram_fraction": ps["vram_fraction"]}
     model_bytes = model.get("size_bytes")
     decode = record.timings.decode_tok_s
     achieved = model_bytes * decode / 1e9 if model_bytes and decode else None
+    remote_notes = remote_warnings(tele.get("remote") or [])
     if not is_local_host(record.host):
         remote = Efficiency(achieved_gb_s=achieved, model_bytes=model_bytes, device=None)
-        return remote, vram_warning(record.model, model)
+        conditions = {"context_length": ps.get("context_length")} if ps.get("loaded") else {}
+        if conditions:
+            remote.conditions = conditions  # type: ignore[attr-defined]
+        return remote, vram_warning(record.model, model) + remote_notes
 
-    tele = record.telemetry or {}
     gpu_energy = [g.get("energy_j") for g in tele.get("gpus") or []]
     known = [e for e in gpu_energy if e is not None]
     gpu_j = sum(known) if known else None
@@ -298,7 +314,84 @@ def derive(record: RunRecord, env: dict[str, Any] | None) -> tuple[Efficiency, l
         peak_source=peak_source,
         ceiling_tok_s=peak * 1e9 / model_bytes if peak and model_bytes else None,
     )
-    return efficiency, warnings(record, model, device)
+    notes = warnings(record, model, device)
+    implausible, sentence = impossible(record, efficiency)
+    if implausible:
+        efficiency.implausible = implausible  # type: ignore[attr-defined]
+        notes.append(sentence)
+    conditions, more = run_conditions(record, ps)
+    efficiency.conditions = conditions  # type: ignore[attr-defined]
+    return efficiency, notes + more + remote_notes
+
+
+def impossible(record: RunRecord, eff: Efficiency) -> tuple[list[str], str]:
+    """Figures that no hardware could give: a decode rate (client or server) above the bandwidth
+    ceiling, i.e. more bytes per second than the measured peak. They are flagged — the figure
+    paths, and a sentence — rather than shown as if true: the peak is underestimated (calibrate
+    again) or the model's size is wrong (a different file than the one described)."""
+    extra = eff.model_extra or {}
+    ceiling, peak = extra.get("ceiling_tok_s"), extra.get("peak_gb_s")
+    if not ceiling or not peak:
+        return [], ""
+    flagged: list[str] = []
+    rates = {
+        "timings.decode_tok_s": record.timings.decode_tok_s,
+        "server.decode_tok_s": record.server.decode_tok_s if record.server else None,
+    }
+    for path, rate in rates.items():
+        if rate and rate > ceiling * IMPOSSIBLE_MARGIN:
+            flagged.append(path)
+    if not flagged:
+        return [], ""
+    fastest = max(r for p, r in rates.items() if p in flagged and r)
+    flagged += ["efficiency.achieved_gb_s", "efficiency.mbu"]
+    source = extra.get("peak_source") or "unknown"
+    return flagged, (
+        f"decode rate {fastest:.1f} tok/s is above the bandwidth ceiling of {ceiling:.1f} tok/s "
+        f"(it would read {fastest * (extra.get('model_bytes') or 0) / 1e9:.1f} GB/s, the peak is "
+        f"{peak:.1f} GB/s from {source}): physically impossible, so the peak or the model size "
+        "is wrong (run `llmbench calibrate` again); MBU and bandwidth are not meaningful here."
+    )
+
+
+def run_conditions(record: RunRecord, ps: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The run's conditions (``efficiency.conditions``) and the warnings they call for.
+
+    - ``other_cpu_pct``/``other_cpu_pct_max``: the share of the machine other processes used
+      during the run (the sampler's ``other_cpu_pct``), ``busy`` when the mean is above
+      ``BUSY_OTHER_CPU_PCT``;
+    - ``threads``: llama.cpp's thread count for in-process runs (``n_threads`` of the options);
+    - ``cpu_shared_streams``: in-process streams of one model at once (concurrency > 1 on the
+      GGUF backend: they share one llama.cpp instance and its threads, taking turns);
+    - ``context_length``: the context Ollama allocated (``/api/ps``), when known.
+    """
+    tele = record.telemetry or {}
+    other = tele.get("other_cpu_pct") or {}
+    mean, peak = other.get("mean"), other.get("max")
+    busy = mean is not None and mean > BUSY_OTHER_CPU_PCT
+    threads = (record.options or {}).get("n_threads") if record.backend == "gguf" else None
+    shared = record.concurrency if record.backend == "gguf" and record.concurrency > 1 else None
+    conditions: dict[str, Any] = {
+        "other_cpu_pct": mean,
+        "other_cpu_pct_max": peak,
+        "busy": busy,
+        "threads": threads if isinstance(threads, int) else None,
+        "cpu_shared_streams": shared,
+    }
+    if ps.get("loaded"):
+        conditions["context_length"] = ps.get("context_length")
+    notes: list[str] = []
+    if busy:
+        from .conditions import busy_warning
+
+        notes.append(busy_warning(mean))
+    if shared:
+        notes.append(
+            f"{shared} in-process streams shared one llama.cpp instance and its "
+            f"{threads or '?'} threads (concurrency {shared}): they took turns, so each "
+            "stream's TTFT includes waiting for the others."
+        )
+    return conditions, notes
 
 
 def vram_warning(name: str, model: dict[str, Any]) -> list[str]:

@@ -260,6 +260,98 @@ async def _version(backend: Any) -> dict[str, Any]:
     return entry
 
 
+# -- the machine block ---------------------------------------------------------------------------
+
+MACHINE_ID_CHARS = 12
+
+
+def _gpu_summary(gpus: list[dict[str, Any]]) -> str | None:
+    """``"2× NVIDIA GeForce RTX 4090 (24564 MiB)"``: one line for tables and CSV cells."""
+    if not gpus:
+        return None
+    counts: dict[str, int] = {}
+    for gpu in gpus:
+        mem = gpu.get("mem_total_mb")
+        label = str(gpu.get("name") or "GPU") + (f" ({mem} MiB)" if mem else "")
+        counts[label] = counts.get(label, 0) + 1
+    return ", ".join(f"{n}× {label}" if n > 1 else label for label, n in counts.items())
+
+
+def machine_block(env: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The compact machine of a session environment (``snapshot``); ``None`` when it says nothing
+    about the machine (no snapshot, or a failed one).
+
+    ``machine_id`` is a short SHA-256 of the parts that identify the hardware and do not move
+    between sessions: host name, architecture, CPU model, logical CPUs, RAM (whole GiB, so the
+    few MiB a kernel update reserves do not make a new machine) and each GPU's model and memory.
+    Load, free memory, the kernel, the GPU driver and the packages are left out on purpose: the
+    same box before and after a driver update is one machine with two drivers, which is exactly
+    what a comparison should show.
+    """
+    if not isinstance(env, dict):
+        return None
+    os_info = env.get("os") if isinstance(env.get("os"), dict) else {}
+    cpu = env.get("cpu") if isinstance(env.get("cpu"), dict) else {}
+    gpus = [g for g in env.get("gpus") or [] if isinstance(g, dict)]
+    hostname, cpu_model = os_info.get("hostname"), cpu.get("model")
+    ram_mb = env.get("ram_mb") if isinstance(env.get("ram_mb"), int | float) else None
+    if not (hostname or cpu_model or ram_mb):
+        return None
+    ram_gib = round(ram_mb / 1024) if ram_mb else None
+    stable = {
+        "hostname": str(hostname or "").lower(),
+        "arch": os_info.get("machine"),
+        "cpu": cpu_model,
+        "threads": cpu.get("threads"),
+        "ram_gib": ram_gib,
+        "gpus": [[g.get("name"), g.get("mem_total_mb")] for g in gpus],
+    }
+    digest = hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()
+    system = os_info.get("system")
+    return {
+        "machine_id": digest[:MACHINE_ID_CHARS],
+        "hostname": hostname,
+        "os": os_info.get("distro") or system,
+        "kernel": os_info.get("kernel"),
+        "arch": os_info.get("machine"),
+        "cpu": cpu_model,
+        "cores": cpu.get("cores"),
+        "threads": cpu.get("threads"),
+        "ram_mb": ram_mb,
+        "gpus": [{"name": g.get("name"), "mem_total_mb": g.get("mem_total_mb")} for g in gpus],
+        "gpu": _gpu_summary(gpus),
+        "gpu_driver": env.get("gpu_driver"),
+    }
+
+
+def machine_line(machine: dict[str, Any] | None) -> str:
+    """One line naming a machine block: ``host · CPU · 2 threads · 7.8 GiB · GPU · id``."""
+    if not machine:
+        return "unknown machine"
+    parts = [str(machine.get("hostname") or "?"), str(machine.get("cpu") or "unknown CPU")]
+    if machine.get("threads"):
+        parts.append(f"{machine['threads']} threads")
+    if machine.get("ram_mb"):
+        parts.append(f"{machine['ram_mb'] / 1024:.1f} GiB")
+    parts.append(str(machine.get("gpu") or "no GPU"))
+    if machine.get("gpu_driver"):
+        parts.append(f"driver {machine['gpu_driver']}")
+    parts.append(f"id {machine.get('machine_id') or '?'}")
+    return " · ".join(parts)
+
+
+def machine_matches(machine: dict[str, Any] | None, text: str) -> bool:
+    """``--machine TEXT``: part of the host name or CPU model (any case), or a machine id prefix."""
+    if not machine or not text:
+        return False
+    needle = text.strip().casefold()
+    if str(machine.get("machine_id") or "").startswith(needle):
+        return True
+    return any(
+        needle in str(machine.get(key) or "").casefold() for key in ("hostname", "cpu", "gpu")
+    )
+
+
 async def snapshot(
     pool: Any,
     specs: list[ModelSpec],

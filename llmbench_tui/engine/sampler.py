@@ -43,6 +43,11 @@ class Sample:
 
     ``proc_*`` are summed over the watched processes (``None`` when none is watched or readable);
     ``proc_cpu_pct`` is in "percent of one core" and so can exceed 100.
+
+    ``other_cpu_pct`` is the share of the whole machine (0-100) that processes other than the
+    serving ones and this one used over the interval: the system's busy CPU time minus theirs.
+    ``None`` on a tick where some watched process had only just been found (its CPU time for
+    the interval is unknown, so the rest cannot be told from it).
     """
 
     t_ns: int
@@ -57,6 +62,7 @@ class Sample:
     procs: int = 0
     rapl_uj: tuple[int | None, ...] | None = None
     gpus: tuple[GpuReading, ...] = ()
+    other_cpu_pct: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +171,11 @@ class _Procs:
 
         CPU % is ``None`` until at least one process has a full interval behind its reading.
         """
+        cpu, rss, count, _ = self.read_all(just_primed)
+        return cpu, rss, count
+
+    def read_all(self, just_primed: set[int]) -> tuple[float | None, float | None, int, bool]:
+        """``read`` and whether every counted process had a full interval behind its CPU %."""
         cpu = rss = 0.0
         count = timed = 0
         for pid, proc in list(self.procs.items()):
@@ -178,8 +189,17 @@ class _Procs:
             except psutil.Error:  # vanished, zombie or forbidden: skip, never fatal
                 del self.procs[pid]
         if not count:
-            return None, None, 0
-        return (cpu if timed else None), rss, count
+            return None, None, 0, True
+        return (cpu if timed else None), rss, count, timed == count
+
+
+def serving_pids(target: ProcessTarget) -> set[int]:
+    """The PIDs serving a target right now (``ollama serve`` and its runners, a named server,
+    this process for in-process models); blocking ``/proc`` reads, empty when none is found."""
+    try:
+        return {p.pid for p in _Procs(target)._find()}
+    except psutil.Error:
+        return set()
 
 
 class Sampler:
@@ -203,6 +223,7 @@ class Sampler:
         self._prev_times: list[Any] | None = None
         self._thread: threading.Thread | None = None
         self._failed_once = False
+        self._me: psutil.Process | None = None
 
     # -- control ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -296,6 +317,11 @@ class Sampler:
     def _run(self) -> None:
         self._nvml.open()
         self._prev_times = psutil.cpu_times(percpu=True)  # prime: discard the meaningless 0.0
+        try:
+            self._me = psutil.Process()
+            self._me.cpu_percent(None)  # prime, like the watched processes
+        except psutil.Error:
+            self._me = None
         next_ns = time.perf_counter_ns() + self._interval_ns
         while not self._stop.is_set():
             woke = self._wake.wait(max(0.0, (next_ns - time.perf_counter_ns()) / 1e9))
@@ -338,7 +364,8 @@ class Sampler:
             per_core.append(min(100.0, 100.0 * busy / total) if total else 0.0)
             busy_sum, total_sum = busy_sum + busy, total_sum + total
         self._prev_times = times
-        proc_cpu, proc_rss, nprocs = self._procs.read(just_primed)
+        proc_cpu, proc_rss, nprocs, all_timed = self._procs.read_all(just_primed)
+        other = self._other_cpu(busy_sum, total_sum, len(per_core), proc_cpu, all_timed)
         vm, sw = psutil.virtual_memory(), psutil.swap_memory()
         freq = _cpu_freq()
         before = time.perf_counter_ns()
@@ -358,7 +385,31 @@ class Sampler:
             procs=nprocs,
             rapl_uj=rapl,
             gpus=tuple(self._nvml.read(gpu_energy)),
+            other_cpu_pct=other,
         )
+
+    def _other_cpu(
+        self, busy: float, total: float, ncpu: int, proc_cpu: float | None, all_timed: bool
+    ) -> float | None:
+        """The machine's busy share minus the serving processes' and this process's own.
+
+        Process CPU % is in "% of one core" over the same interval (psutil's delta since the
+        previous tick), so it is divided by the CPU count to be a share of the machine. This
+        process is subtracted once even when it is the watched one (in-process models). Child
+        processes of ours are *not* ours: a compiler or a test's CPU burner started from here
+        competes like any other.
+        """
+        if not total or not ncpu or not all_timed:
+            return None
+        ours = proc_cpu or 0.0
+        me = self._me
+        if me is not None and me.pid not in self._procs.procs:
+            try:
+                ours += me.cpu_percent(None)
+            except psutil.Error:
+                return None
+        other = 100.0 * busy / total - ours / ncpu
+        return round(min(100.0, max(0.0, other)), 2)
 
 
 def _cpu_freq() -> float | None:

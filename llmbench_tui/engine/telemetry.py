@@ -8,6 +8,13 @@ received), called off the event loop, then ``derive`` with the finished record; 
 ``run_window`` turns the sampler's ring buffer into the record's ``telemetry`` summary
 (METRICS.md) and the series stored apart from the record; ``derive`` gives the record's
 ``efficiency`` and warnings.
+
+Beside the local sampler the hub owns the run conditions and the telemetry of other hosts:
+``session_environment`` adds ``conditions`` (how busy the machine was with other work as the
+session began: ``conditions.Busy``); every run's summary has ``other_cpu_pct`` (the machine's
+share used by processes other than the serving ones and this one), ``remote`` (one summary per
+``--telemetry-url`` source, see ``remote_telemetry``) and, for Ollama, ``ollama_ps`` (what
+``/api/ps`` says of the model right after the run: VRAM share, context allocated).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from . import efficiency
 from .efficiency import Rapl, counter_between, power_between
 from .nvml import Nvml
 from .sampler import ProcessTarget, Sample, Sampler
+
+RECENT_BUSY_S = 1.0  # the sampler's last second stands in for a pre-session measurement
 
 
 def _stats(values: Sequence[float | None], *, extra: bool = False) -> dict[str, float] | None:
@@ -44,6 +53,11 @@ class TelemetryHub:
 
     ``server`` names the process of an OpenAI-compatible (or remote-looking) server to watch: a PID
     or a process name; default ``LLMBENCH_SERVER_PID``.
+
+    ``telemetry_urls``: Prometheus endpoints to scrape during runs, a list (every run) or a
+    ``{url: host}`` mapping (only runs against that host; ``None`` for every run).
+    ``pre_session``: a ``conditions.Busy`` measured by the caller just before the session
+    (``--batch`` does, to warn or ``--wait-idle``); the next session's environment records it.
     """
 
     def __init__(
@@ -54,13 +68,23 @@ class TelemetryHub:
         server: str | None = None,
         nvml: Nvml | None = None,
         rapl: Rapl | None = None,
+        telemetry_urls: Sequence[str] | dict[str, str | None] | None = None,
+        scrape_interval_s: float | None = None,
     ) -> None:
+        from .remote_telemetry import DEFAULT_INTERVAL_S, RemoteTelemetry
+
         self.nvml = nvml or Nvml()
         self.rapl = rapl if rapl is not None else Rapl()
         self.sampler = Sampler(interval_s, nvml=self.nvml, rapl=self.rapl)
         self.data_dir = data_dir
         self.server = server or os.environ.get("LLMBENCH_SERVER_PID") or None
         self._gpu_names: dict[int, str | None] = {}
+        self.remote = RemoteTelemetry(
+            telemetry_urls or [], interval_s=scrape_interval_s or DEFAULT_INTERVAL_S
+        )
+        self.pre_session: Any = None
+        self.last_environment: dict[str, Any] | None = None  # the last session's snapshot
+        self._watched: tuple[ModelSpec, str | None] | None = None
 
     @property
     def interval_s(self) -> float:
@@ -68,15 +92,56 @@ class TelemetryHub:
 
     def start(self) -> None:
         self.sampler.start()
+        self.remote.start()
 
     def stop(self) -> None:
         self.sampler.stop()
+        self.remote.stop()
+
+    def targets(self, specs: Sequence[ModelSpec]) -> list[ProcessTarget]:
+        """The serving processes of every model of a plan (for ``conditions.measure``)."""
+        return list(
+            dict.fromkeys(ProcessTarget.for_backend(s.backend, s.host, self.server) for s in specs)
+        )
+
+    def recent_busy(self, seconds: float = RECENT_BUSY_S) -> Any:
+        """How busy the machine was with other work over the sampler's last ``seconds``
+        (a ``conditions.Busy`` without process names), or ``None`` without enough samples."""
+        from .conditions import Busy, load_avg
+
+        samples = [s for s in self.sampler.history(seconds) if s.other_cpu_pct is not None]
+        if len(samples) < 2 or (samples[-1].t_ns - samples[0].t_ns) / 1e9 < seconds / 2:
+            return None
+        other = sum(s.other_cpu_pct or 0.0 for s in samples) / len(samples)
+        cpu = sum(s.cpu_pct for s in samples) / len(samples)
+        return Busy(
+            other_cpu_pct=round(other, 1),
+            cpu_pct=round(cpu, 1),
+            ours_cpu_pct=round(max(0.0, cpu - other), 1),
+            cpus=len(samples[-1].per_core_pct) or (os.cpu_count() or 1),
+            seconds=round((samples[-1].t_ns - samples[0].t_ns) / 1e9, 2),
+            load_avg=load_avg(),
+        )
 
     async def session_environment(self, pool: Any, specs: list[ModelSpec]) -> dict[str, Any]:
-        """The session's environment snapshot (see ``environment.snapshot``); never raises."""
+        """The session's environment snapshot (see ``environment.snapshot``) with the machine's
+        ``conditions`` as it began; never raises."""
+        import asyncio
+
+        from .conditions import measure
         from .environment import snapshot
 
-        env = await snapshot(pool, specs, nvml=self.nvml, rapl=self.rapl, data_dir=self.data_dir)
+        busy, self.pre_session = self.pre_session, None
+        busy = busy or self.recent_busy()
+        shot = snapshot(pool, specs, nvml=self.nvml, rapl=self.rapl, data_dir=self.data_dir)
+        if busy is None:  # the sampler has not run long enough: measure beside the snapshot
+            env, busy = await asyncio.gather(
+                shot, asyncio.to_thread(measure, self.targets(specs), 0.5)
+            )
+        else:
+            env = await shot
+        env["conditions"] = busy.to_json()
+        self.last_environment = env
         self._gpu_names = {g["index"]: g.get("name") for g in env.get("gpus", [])}
         return env
 
@@ -84,15 +149,27 @@ class TelemetryHub:
         """Point the sampler at the processes serving ``spec`` before its run starts."""
         host = getattr(backend, "host", None) or spec.host
         self.sampler.watch(ProcessTarget.for_backend(spec.backend, host, self.server))
+        self._watched = (spec, host)
+        if self.remote:
+            self.remote.poke(host)  # a page right at the run's start
 
     def run_window(self, t0_ns: int, t1_ns: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """The record's ``telemetry`` summary and the series for a run that spanned ``[t0, t1]``.
 
         Waits for one extra sample right after ``t1`` (it brackets the run's end for the energy
         figures, and is the one point of a run shorter than an interval), so call it via
-        ``asyncio.to_thread`` from the event loop.
+        ``asyncio.to_thread`` from the event loop. Remote sources are waited for the same way
+        (a failing one is not waited for), and an Ollama model's ``/api/ps`` is read.
         """
-        return self.summarize(self.sampler.span(t0_ns, t1_ns), t0_ns, t1_ns)
+        summary, series = self.summarize(self.sampler.span(t0_ns, t1_ns), t0_ns, t1_ns)
+        spec, host = self._watched or (None, None)
+        if self.remote:
+            summary["remote"], series["remote"] = self.remote.window(host, t0_ns, t1_ns)
+        if spec is not None and spec.backend == "ollama":
+            from ..backends.ollama import read_ps
+
+            summary["ollama_ps"] = read_ps(host, spec.name)
+        return summary, series
 
     def summarize(
         self, span: list[Sample], t0_ns: int, t1_ns: int
@@ -120,6 +197,7 @@ class TelemetryHub:
             "interval_s": self.interval_s,
             "samples": len(samples),
             "cpu_pct": _stats([s.cpu_pct for s in samples]),
+            "other_cpu_pct": _stats([s.other_cpu_pct for s in samples]),
             "cpu_per_core_pct_max": [
                 round(max(core), 1)
                 for core in zip(*(s.per_core_pct for s in samples), strict=False)
@@ -178,6 +256,7 @@ class TelemetryHub:
         series: dict[str, Any] = {
             "t_s": [round((s.t_ns - t0_ns) / 1e9, 4) for s in samples],
             "cpu_pct": [_r(s.cpu_pct) for s in samples],
+            "other_cpu_pct": [_r(s.other_cpu_pct) for s in samples],
             "ram_used_mb": [_r(s.ram_used_mb) for s in samples],
             "proc_cpu_pct": [_r(s.proc_cpu_pct) for s in samples],
             "proc_rss_mb": [_r(s.proc_rss_mb) for s in samples],

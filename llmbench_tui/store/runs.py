@@ -66,7 +66,8 @@ class RunQuery:
 
     ``sort`` is any record field or dotted figure path (``"-timings.decode_tok_s"``); a leading
     ``-`` sorts descending; runs without the field come last either way. ``since``/``until`` take
-    an ISO date (whole day, UTC) or datetime (naive means UTC).
+    an ISO date (whole day, UTC) or datetime (naive means UTC). ``machine`` is part of the host
+    name, CPU or GPU model (any case) or a prefix of the machine id (``Store.machine_of``).
     """
 
     search: str | None = None
@@ -77,9 +78,9 @@ class RunQuery:
     since: str | None = None
     until: str | None = None
     session_id: str | None = None
+    machine: str | None = None
     sort: str = "-started_at"
     limit: int | None = None
-
 
 
 def parse_when(text: str, *, end: bool = False) -> datetime:
@@ -194,6 +195,7 @@ class Store:
         self._storage: AtomicJSONStorage = self._db.storage  # type: ignore[assignment]
         self._runs = self._db.table(RUNS, cache_size=0)
         self._hay: dict[str, str] = {}  # run id -> search text (runs never change once stored)
+        self._machines: dict[str, dict[str, Any] | None] = {}  # session id -> machine block
         self._closed = False
         with self._write():
             self._sweep_temp()  # creates, checks or migrates the file on the way in
@@ -352,10 +354,11 @@ class Store:
                 raise StoreError("a run record has an empty 'id'")
         with self._write() as tables:
             present = tables.get(RUNS, {})
+            sessions = tables.get(SESSIONS, {})
             fresh: dict[str, dict[str, Any]] = {}
             for record in records:
-                if record["id"] not in present:
-                    fresh.setdefault(record["id"], record)
+                if record["id"] not in present and record["id"] not in fresh:
+                    fresh[record["id"]] = self._with_machine(record, sessions)
             if not fresh:
                 return 0, len(records)
             ops: list[list] = []
@@ -373,6 +376,68 @@ class Store:
             raise StoreError("a session must be an object with a string 'id'")
         with self._write():
             self._storage.append([[SESSIONS, sid, session]])
+        self._machines.pop(sid, None)
+
+    def add_sessions(self, sessions: Iterable[dict[str, Any]]) -> int:
+        """Store the sessions not stored yet (import), in one write; returns how many."""
+        valid = [s for s in sessions if isinstance(s, dict) and isinstance(s.get("id"), str)]
+        with self._write() as tables:
+            present = tables.get(SESSIONS, {})
+            fresh = {s["id"]: s for s in valid if s["id"] and s["id"] not in present}
+            if fresh:
+                self._storage.append([[SESSIONS, sid, s] for sid, s in fresh.items()])
+        for sid in fresh:
+            self._machines.pop(sid, None)
+        return len(fresh)
+
+    # -- machines --------------------------------------------------------------------------
+
+    @staticmethod
+    def _with_machine(record: dict[str, Any], sessions: dict[str, Any]) -> dict[str, Any]:
+        """The record with its ``machine`` block (from its session's environment) when it has
+        none yet and its session is known: stored in the run, so an export carries it and
+        a query need not look the session up. An imported record keeps its own."""
+        if isinstance(record.get("machine"), dict):
+            return record
+        from llmbench_tui.engine.environment import machine_block
+
+        session = sessions.get(record.get("session_id"))
+        block = machine_block(session.get("environment")) if isinstance(session, dict) else None
+        return {**record, "machine": block} if block else record
+
+    def machine_of(
+        self, record: dict[str, Any], sessions: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The machine a run ran on: its own ``machine`` block (stored with it since this
+        version, or imported), else its session's environment, computed once per session.
+        ``sessions``: the sessions table, when the caller already holds it (loops)."""
+        own = record.get("machine")
+        if isinstance(own, dict):
+            return own
+        sid = record.get("session_id")
+        if not isinstance(sid, str):
+            return None
+        if sid in self._machines:
+            return self._machines[sid]
+        from llmbench_tui.engine.environment import machine_block
+
+        session = (sessions if sessions is not None else self._table(SESSIONS)).get(sid)
+        if session is None:
+            return None  # not cached: the session may still be imported or written
+        block = machine_block(session.get("environment")) if isinstance(session, dict) else None
+        self._machines[sid] = block
+        return block
+
+    def machines(self, q: RunQuery | None = None) -> list[tuple[dict[str, Any], int]]:
+        """Every machine with runs matching ``q`` and how many, most runs first."""
+        counts: dict[str, tuple[dict[str, Any], int]] = {}
+        sessions = self._table(SESSIONS)
+        for record in self._matching(q or RunQuery()):
+            block = self.machine_of(record, sessions)
+            if block and block.get("machine_id"):
+                seen = counts.get(block["machine_id"], (block, 0))
+                counts[block["machine_id"]] = (seen[0], seen[1] + 1)
+        return sorted(counts.values(), key=lambda bc: -bc[1])
 
     def delete(self, ids: list[str]) -> int:
         """Delete runs (exact ids) and their series; returns how many runs were deleted."""
@@ -468,6 +533,10 @@ class Store:
     def sessions(self) -> list[dict[str, Any]]:
         return [_copy(s) for s in self._table(SESSIONS).values()]
 
+    def sessions_by_id(self) -> dict[str, dict[str, Any]]:
+        """The sessions table itself, by id: cached documents, read-only (no copies)."""
+        return self._table(SESSIONS)
+
     def series(self, run_id: str) -> dict[str, Any] | None:
         runs = self._table(RUNS)
         record = runs.get(run_id)
@@ -529,6 +598,22 @@ class Store:
             checks.append(lambda r: r.get("status") == q.status)
         if q.session_id:
             checks.append(lambda r: str(r.get("session_id") or "").startswith(q.session_id))
+        if q.machine:
+            from llmbench_tui.engine.environment import machine_matches
+
+            sessions = self._table(SESSIONS)
+            memo: dict[Any, bool] = {}  # machine id -> match: thousands of runs, a few machines
+
+            def on_machine(record: dict[str, Any]) -> bool:
+                block = self.machine_of(record, sessions)
+                key = block.get("machine_id") if block else None
+                if not isinstance(key, str):  # no id (an odd imported block): no memo
+                    return machine_matches(block, q.machine or "")
+                if key not in memo:
+                    memo[key] = machine_matches(block, q.machine or "")
+                return memo[key]
+
+            checks.append(on_machine)
         if q.since:
             since = parse_when(q.since)
             checks.append(lambda r: (_started(r) or since) >= since and _started(r) is not None)
