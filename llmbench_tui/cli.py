@@ -1,7 +1,7 @@
 """Command-line entry point: the dashboard by default, ``--batch`` headless, and subcommands.
 
 ``llmbench`` alone opens the dashboard; ``llmbench --batch [SUITE]`` runs the same engine with no
-UI; ``llmbench history|show|export|import|compare|delete|doctor|calibrate ...`` work on the
+UI; ``llmbench history|show|export|import|compare|delete|doctor|calibrate|score ...`` work on the
 stored results. Subcommands live in ``commands/`` (one module each, imported only when used, so
 ``--batch`` never pays for Textual and the dashboard never pays for the exporters).
 """
@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "doctor": "doctor",
     "calibrate": "calibrate",
     "serve": "serve",
+    "score": "score",
 }
 
 
@@ -88,7 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", metavar="SESSION_OR_FILE",
                    help="compare against a stored session id or an exported JSON/JSONL file")
     p.add_argument("--fail-if", action="append", default=[], metavar="RULE",
-                   help='regression gate, e.g. "decode_tok_s<-10%%" or "ttft_s>+20%%"; exit 3')
+                   help='regression gate, e.g. "decode_tok_s<-10%%" or "ttft_s>+20%%" (against '
+                   '--baseline) or an absolute "score<7"; exit 3')
+    p.add_argument("--allow-code-exec", action="store_true",
+                   help="run the tests of python checks (sandboxed subprocess); "
+                   "also allow_code_exec = true in a suite")
     p.add_argument("--data-dir", help="where history.json lives (env LLMBENCH_DATA_DIR)")
     p.add_argument("--no-store", action="store_true", help="do not write to the database")
     p.add_argument("--ollama-host", help="default Ollama host (env OLLAMA_HOST)")

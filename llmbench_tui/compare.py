@@ -12,7 +12,8 @@ for a slower warm TTFT. Runs are only ever judged against runs of the same group
 
 The gate (``--fail-if "decode_tok_s<-10%"``) compares each group's mean with the same group's mean
 in a baseline and reports every threshold crossed, as a sentence naming the model, the prompt, the
-figure, both means and the change.
+figure, both means and the change. An absolute rule (``--fail-if "score<7"``: no sign, no percent)
+needs no baseline: each group's mean now must not cross the threshold.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 from llmbench_tui.engine.stats import counted, describe
 from llmbench_tui.exporting import read_records
 from llmbench_tui.safe_text import one_line
-from llmbench_tui.schema import Efficiency, ServerStats, Timings, Tokens, get_path
+from llmbench_tui.schema import Efficiency, Quality, ServerStats, Timings, Tokens, get_path
 from llmbench_tui.store import RunQuery, Store, StoreError
 
 SECTIONS = ("timings", "server", "tokens", "efficiency", "quality")
@@ -54,10 +55,13 @@ def figure_path(name: str) -> str:
         ("server", ServerStats),
         ("tokens", Tokens),
         ("efficiency", Efficiency),
+        ("quality", Quality),  # score -> quality.score
     ):
         if name in model.model_fields:
             return f"{section}.{name}"
-    raise ValueError(f"unknown figure {name!r}: use e.g. decode_tok_s, ttft_s, server.load_s")
+    raise ValueError(
+        f"unknown figure {name!r}: use e.g. decode_tok_s, ttft_s, server.load_s, score"
+    )
 
 
 # What makes two runs comparable, named for labels: the group of ``engine.stats.summarize`` less
@@ -297,32 +301,41 @@ def _label(name: str, value: Any) -> str:
 # -- regression gate ------------------------------------------------------------------------
 
 _RULE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*([<>])\s*([+-]?\d+(?:\.\d+)?)\s*%\s*$")
+# An absolute threshold: no sign, no percent ("score<7"): a sign without "%" is refused as a
+# likely typo of a relative rule.
+_ABSOLUTE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*([<>])\s*(\d+(?:\.\d+)?)\s*$")
 
 
 @dataclass(frozen=True)
 class Rule:
-    """``decode_tok_s<-10%``: fail when the figure's mean changed by less than -10 %."""
+    """``decode_tok_s<-10%``: fail when the figure's mean changed by less than -10 % against
+    the baseline; ``score<7`` (``absolute``): fail when the figure's mean now is below 7, with
+    or without a baseline. ``pct`` is the change in % or, for an absolute rule, the threshold."""
 
     text: str
     figure: str
     path: str
     op: str
     pct: float
+    absolute: bool = False
 
     def crossed(self, change_pct: float) -> bool:
         return change_pct < self.pct if self.op == "<" else change_pct > self.pct
 
 
 def parse_rule(text: str) -> Rule:
-    """Parse ``FIGURE<PCT%`` or ``FIGURE>PCT%`` (ValueError with a clear sentence otherwise)."""
+    """Parse ``FIGURE<PCT%`` / ``FIGURE>PCT%`` (relative to the baseline) or ``FIGURE<VALUE`` /
+    ``FIGURE>VALUE`` (absolute); ValueError with a clear sentence otherwise."""
     m = _RULE.match(text)
+    absolute = m is None and (m := _ABSOLUTE.match(text)) is not None
     if not m:
         raise ValueError(
-            f"bad --fail-if rule {text!r}: write FIGURE<PCT% or FIGURE>PCT%, "
-            'e.g. "decode_tok_s<-10%" or "ttft_s>+20%"'
+            f"bad --fail-if rule {text!r}: write FIGURE<PCT% or FIGURE>PCT% (change against "
+            "the baseline) or FIGURE<VALUE or FIGURE>VALUE (absolute, no sign), "
+            'e.g. "decode_tok_s<-10%", "ttft_s>+20%" or "score<7"'
         )
     figure, op, pct = m.group(1), m.group(2), float(m.group(3))
-    return Rule(text.strip(), figure, figure_path(figure), op, pct)
+    return Rule(text.strip(), figure, figure_path(figure), op, pct, absolute)
 
 
 @dataclass
@@ -335,9 +348,9 @@ class Violation:
     host: str | None
     concurrency: int
     figure: str
-    baseline: float
+    baseline: float | None  # None for an absolute rule
     current: float
-    change_pct: float
+    change_pct: float | None
     rule: str
 
     @property
@@ -350,6 +363,8 @@ class Violation:
         where = f"{model}, prompt {_label('prompt', self.prompt_id)}"
         if self.concurrency != 1:
             where += f", concurrency {one_line(self.concurrency)}"
+        if self.baseline is None or self.change_pct is None:
+            return f"{where}: {self.figure} mean {self.current:.4g}, crossing {self.rule}"
         return (
             f"{where}: {self.figure} {self.baseline:.4g} → {self.current:.4g} "
             f"({self.change_pct:+.1f}%), crossing {self.rule}"
@@ -369,14 +384,16 @@ def evaluate_gate(
     rules: list[Rule],
 ) -> list[Violation]:
     """Every rule crossed, per group (``run_group``) present on both sides, comparing means of
-    counted runs: a baseline group is only ever compared with the same group now."""
+    counted runs: a baseline group is only ever compared with the same group now. Absolute
+    rules judge every group run now, baseline or not."""
     base = _by_group(baseline_records)
     violations = []
     for group, now_runs in _by_group(current_records).items():
+        violations += _absolute(group, now_runs, [r for r in rules if r.absolute])
         then_runs = base.get(group)
         if not then_runs:
             continue
-        for rule in rules:
+        for rule in (r for r in rules if not r.absolute):
             xc, xb = values(now_runs, rule.path), values(then_runs, rule.path)
             if not xc or not xb:
                 continue
@@ -385,6 +402,25 @@ def evaluate_gate(
             if change is not None and rule.crossed(change):
                 violations.append(Violation(*group, rule.figure, then, now, change, rule.text))
     return violations
+
+
+def _absolute(group: tuple, runs: list[dict[str, Any]], rules: list[Rule]) -> list[Violation]:
+    found = []
+    for rule in rules:
+        xs = values(runs, rule.path)
+        if xs:
+            now = describe(xs).mean
+            if now < rule.pct if rule.op == "<" else now > rule.pct:
+                found.append(Violation(*group, rule.figure, None, now, None, rule.text))
+    return found
+
+
+def unjudged_absolute(current_records: list[dict[str, Any]], rules: list[Rule]) -> list[str]:
+    """The absolute rules no counted run of this session has the figure of, when some run
+    counts (no run succeeding is a failure of its own): such a rule judged nothing, and a gate
+    that silently judged nothing would pass anything."""
+    runs = counted(current_records)
+    return [r.text for r in rules if r.absolute and runs and not values(runs, r.path)]
 
 
 def ungated(

@@ -45,6 +45,7 @@ _MD_COLUMNS = (
     ("machine", "machine.hostname"), ("CPU", "machine.cpu"), ("GPU", "machine.gpu"),
     ("machine id", "machine.machine_id"),
 )  # fmt: skip
+_MD_SCORE = ("score", "quality.score")  # a column when any record has a score
 
 
 class ExportError(Exception):
@@ -56,7 +57,9 @@ def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in record.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict) and name not in _OPAQUE:
+        if name == "quality.checks" and isinstance(value, list):
+            flat[name] = compact_checks(value)
+        elif isinstance(value, dict) and name not in _OPAQUE:
             flat.update(flatten(value, name + "."))
         elif isinstance(value, list | dict):
             flat[name] = orjson.dumps(value).decode()
@@ -83,6 +86,19 @@ def self_contained(
             record["session"] = session
         out.append(record)
     return out
+
+
+def compact_checks(checks: list[Any]) -> str:
+    """A quality block's checks in one CSV cell: ``name=score`` (0-1) or ``name=not run``,
+    ``; ``-separated. The details are in the JSON export and ``llmbench show``."""
+    parts = []
+    for check in checks:
+        if not isinstance(check, dict):
+            continue
+        score = check.get("score")
+        shown = f"{score:.3g}" if isinstance(score, int | float) else "not run"
+        parts.append(f"{strip_controls(str(check.get('name')))}={shown}")
+    return "; ".join(parts)
 
 
 def _csv(records: list[dict[str, Any]], out: IO[str]) -> None:
@@ -112,10 +128,13 @@ def _md_cell(value: Any) -> str:
 
 
 def _md(records: list[dict[str, Any]], out: IO[str]) -> None:
-    out.write("| " + " | ".join(h for h, _ in _MD_COLUMNS) + " |\n")
-    out.write("|" + "|".join("---" for _ in _MD_COLUMNS) + "|\n")
+    columns = _MD_COLUMNS
+    if any(get_path(r, _MD_SCORE[1]) is not None for r in records):
+        columns = (*columns, _MD_SCORE)
+    out.write("| " + " | ".join(h for h, _ in columns) + " |\n")
+    out.write("|" + "|".join("---" for _ in columns) + "|\n")
     for record in records:
-        cells = [_md_cell(get_path(record, path)) for _, path in _MD_COLUMNS]
+        cells = [_md_cell(get_path(record, path)) for _, path in columns]
         out.write("| " + " | ".join(cells) + " |\n")
 
 

@@ -10,9 +10,14 @@ older readers.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+# The quality vocabulary lives in the quality package; re-exported here with the rest.
+from .quality import CheckResult as CheckResult
+from .quality import CheckSpec, Fixture, FixtureError, Quality, load_fixture
 
 SCHEMA_VERSION = 1
 
@@ -103,15 +108,25 @@ class ModelSpec(BaseModel):
         return f"{self.backend}:{self.name}"
 
 
+_FIXTURES = "_fixtures"  # validation context key: fixtures loaded while validating a suite
+
+
 class PromptSpec(BaseModel):
-    """One prompt of a suite. ``id`` groups repetitions of the same prompt in statistics."""
+    """One prompt of a suite. ``id`` groups repetitions of the same prompt in statistics.
+
+    ``checks`` score every answer (``quality``). ``fixture`` names a fixture folder (relative to
+    the suite file: validate with ``context={"base_dir": folder}``): its rendered prompt is the
+    text when ``text`` is not given, and its checks come before the prompt's own in ``checks``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, max_length=200)
-    text: str = Field(min_length=1, max_length=200_000)
+    text: str = Field(default="", max_length=200_000)
     system: str | None = None
     tags: list[str] = Field(default_factory=list)
+    fixture: str | None = Field(default=None, min_length=1)
+    checks: list[CheckSpec] = Field(default_factory=list)
 
     @field_validator("text")
     @classmethod
@@ -119,6 +134,36 @@ class PromptSpec(BaseModel):
         if not value.strip():
             raise ValueError("the prompt is empty")
         return value
+
+    @field_validator("fixture")
+    @classmethod
+    def _fixture_loads(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            fixture = _load_fixture(value, info.context)
+            if isinstance(info.context, dict):
+                info.context.setdefault(_FIXTURES, {})[value] = fixture
+        return value
+
+    @model_validator(mode="after")
+    def _with_fixture(self, info: ValidationInfo) -> PromptSpec:
+        if self.fixture is None:
+            if not self.text:
+                raise ValueError("give the prompt's 'text' (or a 'fixture' folder)")
+            return self
+        loaded = info.context.get(_FIXTURES, {}) if isinstance(info.context, dict) else {}
+        fixture = loaded.get(self.fixture) or _load_fixture(self.fixture, info.context)
+        if not self.text:
+            self.text = fixture.prompt
+        self.checks = [*fixture.checks, *self.checks]
+        return self
+
+
+def _load_fixture(folder: str, context: Any) -> Fixture:
+    base = Path((context or {}).get("base_dir", ".")) if isinstance(context, dict) else Path(".")
+    try:
+        return load_fixture(base / Path(folder).expanduser())
+    except FixtureError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class Suite(BaseModel):
@@ -140,6 +185,7 @@ class Suite(BaseModel):
     # Prometheus endpoints scraped during runs: a list (every run) or a table of model host ->
     # list (only the runs against that host), e.g. "gpu-box:11434" = ["http://gpu-box:9100/metrics"]
     telemetry_urls: list[str] | dict[str, list[str]] = Field(default_factory=list)
+    allow_code_exec: bool = False  # run python checks' tests (sandboxed); else "not run"
 
     @field_validator("models")
     @classmethod
@@ -203,17 +249,6 @@ class Efficiency(BaseModel):
     j_per_token: float | None = None
     achieved_gb_s: float | None = None
     mbu: float | None = None
-
-
-class Check(BaseModel):
-    name: str
-    passed: bool
-    detail: str | None = None
-
-
-class Quality(BaseModel):
-    score: float | None = None
-    checks: list[Check] = Field(default_factory=list)
 
 
 class RunRecord(BaseModel):

@@ -1,59 +1,28 @@
 """Loading TOML suite files with errors that name the file, the field and the line.
 
 ``tomllib`` reports syntax errors with a line but validation happens after parsing, where line
-numbers are gone; ``locate`` finds the line of a field from its pydantic location by walking the
-file's table headers, which is enough for the flat shape suites have.
+numbers are gone; ``locate`` (``toml_lines``) finds the line of a field from its pydantic location
+by walking the file's table headers, nested ``[[prompts.checks]]`` included. Everything a check or
+a fixture can get wrong (unknown kind, bad regex, a schema that is not a JSON Schema, a missing
+fixture or schema file) is refused here, before any model runs.
 """
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from .quality import validation_message
 from .schema import Suite
+from .toml_lines import locate
+
+__all__ = ["SuiteError", "load_suite", "locate"]
 
 
 class SuiteError(Exception):
     """A suite file that cannot be used; the message names file, field and line."""
-
-
-_HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\-]+)\s*\]\]?\s*(#.*)?$")
-
-
-def locate(text: str, loc: tuple) -> int | None:
-    """The 1-based line where the field at pydantic location ``loc`` is written, if found."""
-    lines = text.splitlines()
-    keys = [str(p) for p in loc if not isinstance(p, int)]
-    indexes = [p for p in loc if isinstance(p, int)]
-    if not keys:
-        return None
-    table, field = (keys[0], keys[1] if len(keys) > 1 else None)
-    # Array of tables ([[prompts]]) or a table ([options]) holding the field.
-    occurrence = indexes[0] if indexes else 0
-    seen = -1
-    for i, line in enumerate(lines):
-        m = _HEADER.match(line)
-        if m and m.group(1) == table:
-            seen += 1
-            if seen == occurrence:
-                if field is None:
-                    return i + 1
-                for j in range(i + 1, len(lines)):
-                    if _HEADER.match(lines[j]):
-                        break
-                    if re.match(rf"^\s*{re.escape(field)}\s*=", lines[j]):
-                        return j + 1
-                return i + 1
-    # A top-level key (possibly an inline array or table holding the field).
-    for i, line in enumerate(lines):
-        if _HEADER.match(line):
-            break
-        if re.match(rf"^\s*{re.escape(table)}\s*=", line):
-            return i + 1
-    return None
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -70,16 +39,10 @@ def load_suite(path: str | Path) -> Suite:
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"{path}: not valid TOML: {exc}") from None
     try:
-        suite = Suite.model_validate(data)
+        # Fixture folders and schema files are relative to the suite file.
+        suite = Suite.model_validate(data, context={"base_dir": path.parent})
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            field = ".".join(str(p) for p in loc) or "(top level)"
-            line = locate(text, loc)
-            where = f"{path}:{line}" if line else str(path)
-            problems.append(f"{where}: field '{field}': {err['msg']}")
-        raise SuiteError("\n".join(problems)) from None
+        raise SuiteError(validation_message(exc, path, text)) from None
     if not suite.prompts:
         raise SuiteError(f"{path}: field 'prompts': the suite has no prompts ([[prompts]] tables)")
     ids = [p.id for p in suite.prompts]

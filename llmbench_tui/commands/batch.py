@@ -88,6 +88,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         stall_timeout_s=stall,
         tags=sorted({*suite.tags, *args.tag}),
         name=suite.name,
+        allow_code_exec=bool(getattr(args, "allow_code_exec", False) or suite.allow_code_exec),
     )
 
 
@@ -152,6 +153,8 @@ class Progress:
             figures += f" {r.timings.decode_tok_s:.1f} tok/s"
         if r.tokens.output is not None:
             figures += f" {r.tokens.output} tokens"
+        if r.quality is not None and r.quality.score is not None:
+            figures += f" score {r.quality.score:.1f}"
         err = f": {strip_controls(r.error)}" if r.error else ""
         line = (
             f"[{event.index}/{event.total_runs}] {strip_controls(r.model_spec or r.model)} "
@@ -302,13 +305,19 @@ def _write_outputs(
 
 
 def _gate(args: argparse.Namespace, finished: SessionFinished, store: Any) -> int:
-    """The CI regression gate: exit 3 when a --fail-if rule is crossed against --baseline."""
-    from ..compare import evaluate_gate, load_baseline, parse_rule, ungated
+    """The CI regression gate: exit 3 when a --fail-if rule is crossed (against --baseline, or
+    an absolute threshold)."""
+    from ..compare import evaluate_gate, load_baseline, parse_rule, ungated, unjudged_absolute
 
     rules = [parse_rule(r) for r in args.fail_if]
-    baseline = load_baseline(args.baseline, store)
     current = [r.to_json() for r in finished.records]
-    unjudged = ungated(current, baseline)
+    nothing = unjudged_absolute(current, rules)
+    if nothing:
+        raise LookupError(f"no successful run of this session has the figure of "
+                          f"{', '.join(nothing)}: the gate would judge nothing")
+    baseline = load_baseline(args.baseline, store) if args.baseline else []
+    relative = any(not rule.absolute for rule in rules)  # and then run_batch saw a baseline
+    unjudged = ungated(current, baseline) if relative else []
     if unjudged and len(unjudged) == len(ungated(current, [])):
         # Nothing in common with the baseline: a gate that judged nothing must not pass.
         raise LookupError(f"the baseline {args.baseline} has no runs of the same model, prompt "
@@ -326,8 +335,9 @@ def _gate(args: argparse.Namespace, finished: SessionFinished, store: Any) -> in
     for v in violations:
         print(f"REGRESSION: {strip_controls(v.sentence)}", file=sys.stderr)
     if not violations:
+        against = f" against {args.baseline}" if args.baseline else ""
         print(
-            f"regression gate passed against {args.baseline} "
+            f"regression gate passed{against} "
             f"({len(rules)} rule{'s' if len(rules) != 1 else ''})",
             file=sys.stderr,
         )
@@ -356,13 +366,13 @@ def run_batch(args: argparse.Namespace) -> int:
     try:
         check_output_paths(args)
         plan = build_plan(args)
-        if args.fail_if and not args.baseline:
-            raise UsageError("--fail-if needs --baseline SESSION_OR_FILE")
         if args.fail_if:
             from ..compare import parse_rule
 
             for rule in args.fail_if:
-                parse_rule(rule)
+                if not parse_rule(rule).absolute and not args.baseline:
+                    raise UsageError(f"--fail-if needs --baseline SESSION_OR_FILE for {rule!r} "
+                                     '(an absolute rule such as "score<7" does not)')
     except (SuiteError, UsageError, ValueError) as exc:
         print(f"llmbench: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -414,7 +424,7 @@ def run_batch(args: argparse.Namespace) -> int:
     if finished.cancelled:
         return EXIT_INTERRUPTED
     code = EXIT_OK if all(r.status == "ok" for r in finished.records) else EXIT_FAILED
-    if args.baseline and args.fail_if:
+    if args.fail_if:
         try:
             gate = _gate(args, finished, store)
         except (ValueError, LookupError, OSError) as exc:

@@ -41,6 +41,8 @@ def add_filters(parser: argparse.ArgumentParser, *, default_limit: int | None) -
     )
     parser.add_argument("--since", help="from this ISO date/datetime (UTC)")
     parser.add_argument("--until", help="up to this ISO date (whole day) or datetime (UTC)")
+    parser.add_argument("--min-score", type=float, metavar="X",
+                        help="quality score at least X (0-10); unscored runs are left out")
     parser.add_argument(
         "--sort", default="-started_at",
         help="field or figure path; descending with a '-' after '=': --sort=-timings.decode_tok_s",
@@ -56,6 +58,7 @@ def query_from(args: argparse.Namespace) -> RunQuery:
         search=args.search, model=args.model, backend=args.backend, host=args.host,
         status=args.status, since=args.since, until=args.until, session_id=args.session_id,
         machine=getattr(args, "machine", None), sort=args.sort, limit=args.limit,
+        min_score=getattr(args, "min_score", None),
     )  # fmt: skip
 
 

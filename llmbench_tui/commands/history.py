@@ -14,14 +14,14 @@ from llmbench_tui.store import StoreError
 
 
 def run_rows(records: list[dict[str, Any]]) -> list[list[str]]:
-    rows = [["time", "id", "model", "prompt", "status", "TTFT s", "tok/s", "tokens"]]
+    rows = [["time", "id", "model", "prompt", "status", "TTFT s", "tok/s", "tokens", "score"]]
     for r in records:
         rows.append([
             local_time(r.get("started_at")), one_line(r.get("id"))[:8],
             one_line(r.get("model"), 24),
             one_line(r.get("prompt"), 32), one_line(r.get("status"), 9),
             fmt_num(get_path(r, "timings.ttft_s")), fmt_num(get_path(r, "timings.decode_tok_s")),
-            fmt_num(get_path(r, "tokens.output")),
+            fmt_num(get_path(r, "tokens.output")), fmt_num(get_path(r, "quality.score")),
         ])  # fmt: skip
     return rows
 

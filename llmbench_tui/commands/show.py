@@ -22,7 +22,8 @@ from llmbench_tui.formatting import fmt_num
 from llmbench_tui.safe_text import one_line, strip_controls
 from llmbench_tui.store import StoreError
 
-_SECTIONS = ("tokens", "timings", "server", "efficiency", "telemetry", "quality")
+_SECTIONS = ("tokens", "timings", "server", "efficiency", "telemetry")
+_VERDICT = {True: "pass", False: "FAIL", None: "not run"}
 
 
 def _block(text: Any) -> str:
@@ -61,6 +62,33 @@ def _lines(value: Any, indent: str) -> list[str]:
     return [f"{indent}{_shown(value)}"]
 
 
+def _quality(record: dict[str, Any]) -> list[str]:
+    """``quality: 6.7/10`` then one line per check (verdict, score, name, kind, detail), and
+    earlier scores (``llmbench score``) with when they were given."""
+    quality = record.get("quality")
+    out = []
+    if isinstance(quality, dict):
+        score = quality.get("score")
+        shown = f"{fmt_num(score, 3)}/10" if isinstance(score, int | float) else "-"
+        out.append(f"quality: {shown}  scored {one_line(quality.get('scored_at'))}")
+        for check in quality.get("checks") or []:
+            if not isinstance(check, dict):
+                continue
+            passed = check.get("passed")
+            verdict = _VERDICT.get(passed, "?") if isinstance(passed, bool | None) else "?"
+            value = check.get("score")
+            points = f"{value:.2f}" if isinstance(value, int | float) else "   -"
+            out.append(
+                f"  {verdict:<7} {points}  {one_line(check.get('name'), 60)} "
+                f"({one_line(check.get('kind'))}): {one_line(check.get('detail'))}"
+            )
+    for old in record.get("quality_history") or []:
+        if isinstance(old, dict):
+            out.append(f"  earlier: {one_line(fmt_num(old.get('score'), 3))}/10 "
+                       f"scored {one_line(old.get('scored_at'))}")
+    return out
+
+
 def render(
     record: dict[str, Any],
     series: dict[str, Any] | None,
@@ -88,6 +116,7 @@ def render(
     for section in _SECTIONS:
         if record.get(section):
             head += [f"{section}:", *_lines(record[section], "  ")]
+    head += _quality(record)
     if record.get("warnings"):
         head += ["warnings:", *_lines(record["warnings"], "  ")]
     if record.get("thinking"):

@@ -18,6 +18,8 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("load s", "server.load_s", "{:.3f}"),
     ("out tokens", "tokens.output", "{:.0f}"),
 )
+# Answer quality (0-10): a column only when some group's runs were scored.
+SCORE_COLUMN = ("score", "quality.score", "{:.1f}")
 
 
 def cell(stats: Stats | None, fmt: str, n_row: int | None = None) -> str:
@@ -44,11 +46,15 @@ def group_label(group: GroupSummary) -> str:
 
 
 def summary_table(groups: list[GroupSummary]) -> list[list[str]]:
-    """Header row, then one row per group: model, prompt, runs ok/total, then COLUMNS."""
-    rows = [["model", "prompt", "ok", *(c[0] for c in COLUMNS)]]
+    """Header row, then one row per group: model, prompt, runs ok/total, then COLUMNS (and
+    SCORE_COLUMN when any group has a score)."""
+    columns = COLUMNS
+    if any(SCORE_COLUMN[1] in g.figures for g in groups):
+        columns = (*COLUMNS, SCORE_COLUMN)
+    rows = [["model", "prompt", "ok", *(c[0] for c in columns)]]
     for g in groups:
         row = [group_label(g), g.prompt_id or "-", f"{g.n_ok}/{g.n_runs}"]
-        row += [cell(g.figures.get(path), fmt, g.n_ok) for _, path, fmt in COLUMNS]
+        row += [cell(g.figures.get(path), fmt, g.n_ok) for _, path, fmt in columns]
         rows.append(row)
     return rows
 
@@ -71,6 +77,9 @@ def footnotes(groups: list[GroupSummary]) -> list[str]:
             notes.append(f"{group_label(g)}: {err}")
         for warning in g.warnings:
             notes.append(f"{group_label(g)}: warning: {warning}")
+        for check in g.not_run:
+            notes.append(f"{group_label(g)} {g.prompt_id}: check not run, left out of the score: "
+                         f"{check}")
     return notes
 
 

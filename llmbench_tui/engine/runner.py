@@ -10,6 +10,9 @@ CPU/GPU and distort each other's figures):
 2. warm-up runs (stored with ``warmup: true``, excluded from statistics);
 3. for every prompt, ``repetitions`` measured rounds of ``concurrency`` simultaneous streams.
 
+A round's successful answers are scored against their prompt's checks (``quality``) once all of
+its streams have ended, then its runs are stored.
+
 A model whose backend cannot be reached or which does not exist fails once, is stored once as an
 error run with the backend's sentence, and its remaining runs are skipped; the other models go on.
 """
@@ -36,6 +39,7 @@ from ..backends.base import (
     Unreachable,
     now_ns,
 )
+from ..quality import score_answer
 from ..schema import ModelSpec, Options, PromptSpec, RunRecord, Suite, Tokens
 from .events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished, SessionStarted
 from .stats import summarize
@@ -59,6 +63,7 @@ class Plan:
     stall_timeout_s: float | None = None
     tags: list[str] = field(default_factory=list)
     name: str = "adhoc"
+    allow_code_exec: bool = False  # quality: run python checks' tests (in the sandbox)
 
     @classmethod
     def from_suite(cls, suite: Suite) -> Plan:
@@ -74,6 +79,7 @@ class Plan:
             stall_timeout_s=suite.stall_timeout_s,
             tags=list(suite.tags),
             name=suite.name,
+            allow_code_exec=suite.allow_code_exec,
         )
 
     def runs_per_model(self) -> int:
@@ -96,6 +102,7 @@ class Plan:
             "ttft_timeout_s": self.ttft_timeout_s,
             "stall_timeout_s": self.stall_timeout_s,
             "tags": self.tags,
+            "allow_code_exec": self.allow_code_exec,
         }
 
 
@@ -269,11 +276,31 @@ class Engine:
                 agg = sum(r.tokens.output or 0 for r in ok) / ((max(ends) - min(starts)) / NS)
             for o in outcomes:
                 o.record.concurrent = {"streams": len(slots), "aggregate_tok_s": agg}
+        await self._score(slots, outcomes)
         for o in outcomes:
             await self._finish(o.record, o.series)
         failed = [o.record for o in outcomes if o.model_failed]
         if failed:
             raise _ModelFailed(failed[0].error)
+
+    async def _score(self, slots: list[_Slot], outcomes: list[_Outcome]) -> None:
+        """Answer quality, once every stream of the round has ended (a scorer never shares the
+        machine with a measured stream): each successful run's answer against its prompt's
+        checks, on a worker thread (``tsc`` and the code sandbox take seconds). Failed, timed
+        out and cancelled runs keep ``quality=None``; a scorer failure never loses the run."""
+        for slot, outcome in zip(slots, outcomes, strict=True):
+            rec = outcome.record
+            if rec.status != "ok" or not slot.prompt.checks:
+                continue
+            try:
+                rec.quality = await asyncio.to_thread(
+                    score_answer,
+                    rec.response,
+                    slot.prompt.checks,
+                    allow_code_exec=self.plan.allow_code_exec,
+                )
+            except Exception:
+                log.exception("scoring run %s failed", rec.id)
 
     async def _finish(self, rec: RunRecord, series: dict[str, Any] | None) -> None:
         self._index += 1

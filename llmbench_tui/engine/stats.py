@@ -35,6 +35,7 @@ FIGURES = (
     "efficiency.ceiling_tok_s",
     "efficiency.achieved_gb_s",
     "efficiency.mbu",
+    "quality.score",
 )
 
 OUTLIER_MIN_N = 5
@@ -171,6 +172,7 @@ class GroupSummary:
     figures: dict[str, Stats]
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)  # quality checks that could not run
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -184,6 +186,7 @@ class GroupSummary:
             "n_ok": self.n_ok,
             "errors": self.errors,
             "warnings": self.warnings,
+            "checks_not_run": self.not_run,
             "figures": {k: v.to_json() for k, v in self.figures.items()},
         }
 
@@ -223,6 +226,14 @@ def summarize(records: list[RunRecord] | list[dict[str, Any]]) -> list[GroupSumm
                 figures[path] = describe([float(v) for v in values])
         errors = sorted({r["error"] or r["status"] for r in recs if r["status"] != "ok"})
         warnings = sorted({w for r in recs for w in r.get("warnings") or []})
+        not_run = sorted(
+            {
+                f"{c.get('name')}: {c.get('detail')}"
+                for r in ok
+                for c in (r.get("quality") or {}).get("checks") or []
+                if isinstance(c, dict) and c.get("passed") is None
+            }
+        )
         first = recs[0]
         out.append(
             GroupSummary(
@@ -237,6 +248,7 @@ def summarize(records: list[RunRecord] | list[dict[str, Any]]) -> list[GroupSumm
                 figures=figures,
                 errors=errors,
                 warnings=warnings,
+                not_run=not_run,
             )
         )
     return out

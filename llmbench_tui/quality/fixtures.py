@@ -30,7 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..suite import locate
+from ..toml_lines import locate
 from .checks import CheckSpec, error_location
 from .sandbox import SandboxUnavailable, run_python
 

@@ -81,6 +81,7 @@ class RunQuery:
     machine: str | None = None
     sort: str = "-started_at"
     limit: int | None = None
+    min_score: float | None = None  # quality.score at least this (unscored runs left out)
 
 
 def parse_when(text: str, *, end: bool = False) -> datetime:
@@ -127,6 +128,11 @@ def _sort_key(field: str) -> Callable[[dict[str, Any]], tuple]:
         return (0, 1, str(value).casefold())
 
     return key
+
+
+def _score_at_least(record: dict[str, Any], minimum: float) -> bool:
+    score = get_path(record, "quality.score")
+    return isinstance(score, int | float) and not isinstance(score, bool) and score >= minimum
 
 
 def _haystack(record: dict[str, Any]) -> str:
@@ -368,6 +374,25 @@ class Store:
                 ops.append([RUNS, rid, rec])
             self._storage.append(ops)
         return len(fresh), len(records) - len(fresh)
+
+    def update_quality(self, run_id: str, quality: dict[str, Any] | None) -> dict[str, Any]:
+        """Replace a stored run's ``quality`` block (``llmbench score``); the previous block, if
+        any, is appended to the run's ``quality_history`` with its own ``scored_at``. Durable
+        when it returns (one journal entry putting the new document, as inserts are). Returns
+        the updated record; StoreError when no run has exactly that id."""
+        with self._write() as tables:
+            current = tables.get(RUNS, {}).get(run_id)
+            if current is None:
+                raise StoreError(f"no run with id {run_id!r} in {self.path}")
+            record = _copy(current)  # stored documents are replaced, never mutated
+            previous = record.get("quality")
+            if previous is not None:
+                history = record.get("quality_history")
+                record["quality_history"] = [*(history if isinstance(history, list) else []),
+                                             previous]  # fmt: skip
+            record["quality"] = quality
+            self._storage.append([[RUNS, run_id, record]])
+        return _copy(record)
 
     def add_session(self, session: dict[str, Any]) -> None:
         """Store (or replace) a session: ``{"id", "started_at", "environment", "plan"}``."""
@@ -620,6 +645,8 @@ class Store:
         if q.until:
             until = parse_when(q.until, end=True)
             checks.append(lambda r: (_started(r) or until) <= until and _started(r) is not None)
+        if q.min_score is not None:
+            checks.append(lambda r: _score_at_least(r, q.min_score))
         needle = q.search.casefold() if q.search else None
         hay = self._hay
         hits = []
