@@ -611,7 +611,7 @@ def condition_notes(
     other work (``efficiency.conditions.busy``) or hold physically impossible figures
     (``efficiency.implausible``): a difference resting on them is not the hardware's or the
     software's."""
-    from llmbench_tui.engine.efficiency import BUSY_OTHER_CPU_PCT
+    from llmbench_tui.engine.conditions import BUSY_OTHER_CPU_PCT
 
     notes = []
     for name, records in zip(names, (a, b), strict=True):

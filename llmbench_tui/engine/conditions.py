@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 
-from .efficiency import BUSY_OTHER_CPU_PCT
+from .efficiency import BUSY_OTHER_CPU_PCT, busy_warning
 from .sampler import ProcessTarget, _cpu_busy, serving_pids
 
 __all__ = [
@@ -33,13 +33,6 @@ MEASURE_S = 1.0
 DEFAULT_WAIT_S = 60.0
 TOP_PROCESSES = 3
 
-
-def busy_warning(other_pct: float) -> str:
-    """The record's sentence for a run measured beside other work."""
-    return (
-        f"other processes used {other_pct:.0f} % of the CPU during this run; "
-        "its figures are not comparable"
-    )
 
 
 @dataclass(frozen=True, slots=True)

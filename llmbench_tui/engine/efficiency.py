@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,6 @@ CALIBRATION_FILE = "calibration.json"
 LOW_GPU_UTIL_PCT = 50.0
 THROTTLE_RATIO = 0.85  # min frequency below 85 % of the run's peak frequency
 SWAP_GROWTH_MB = 8.0
-BUSY_OTHER_CPU_PCT = 25.0  # mean share of the machine used by other processes (conditions.py)
 # Above the peak by more than this, a figure is physically impossible rather than a calibration
 # a few per cent low: a memory-copy peak is a little below what streaming reads can reach.
 IMPOSSIBLE_MARGIN = 1.10
@@ -266,6 +265,15 @@ def _peak(
     return None, None
 
 
+def remote_warnings(summaries: Iterable[dict[str, Any]]) -> list[str]:
+    """One sentence per source that gave nothing (or stopped answering) during the run."""
+    out = []
+    for summary in summaries:
+        if summary.get("error"):
+            out.append(f"remote telemetry incomplete: {summary['error']}")
+    return out
+
+
 def derive(record: RunRecord, env: dict[str, Any] | None) -> tuple[Efficiency, list[str]]:
     """Efficiency figures and warnings for one finished run (never raises on missing data).
 
@@ -273,8 +281,6 @@ def derive(record: RunRecord, env: dict[str, Any] | None) -> tuple[Efficiency, l
     rate) and the VRAM-share warning, but no energy, device, peak or machine warnings: this
     machine's counters say nothing about that one.
     """
-    from .remote_telemetry import remote_warnings
-
     env = env or {}
     tele = record.telemetry or {}
     model = model_env(env, record)
@@ -354,6 +360,16 @@ def impossible(record: RunRecord, eff: Efficiency) -> tuple[list[str], str]:
     )
 
 
+BUSY_OTHER_CPU_PCT = 25.0  # during a run: mean share of the machine used by other processes
+
+def busy_warning(other_pct: float) -> str:
+    """The record's sentence for a run measured beside other work."""
+    return (
+        f"other processes used {other_pct:.0f} % of the CPU during this run; "
+        "its figures are not comparable"
+    )
+
+
 def run_conditions(record: RunRecord, ps: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The run's conditions (``efficiency.conditions``) and the warnings they call for.
 
@@ -382,8 +398,6 @@ def run_conditions(record: RunRecord, ps: dict[str, Any]) -> tuple[dict[str, Any
         conditions["context_length"] = ps.get("context_length")
     notes: list[str] = []
     if busy:
-        from .conditions import busy_warning
-
         notes.append(busy_warning(mean))
     if shared:
         notes.append(

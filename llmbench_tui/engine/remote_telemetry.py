@@ -501,12 +501,3 @@ class RemoteTelemetry:
             if points is not None:
                 series.append(points)
         return summaries, series
-
-
-def remote_warnings(summaries: Iterable[dict[str, Any]]) -> list[str]:
-    """One sentence per source that gave nothing (or stopped answering) during the run."""
-    out = []
-    for summary in summaries:
-        if summary.get("error"):
-            out.append(f"remote telemetry incomplete: {summary['error']}")
-    return out
