@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "delete": "delete",
     "doctor": "doctor",
     "calibrate": "calibrate",
+    "judge": "judge",
 }
 
 
@@ -88,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare against a stored session id or an exported JSON/JSONL file")
     p.add_argument("--fail-if", action="append", default=[], metavar="RULE",
                    help='regression gate, e.g. "decode_tok_s<-10%%" or "ttft_s>+20%%"; exit 3')
+    from .commands.judge import add_judge_flags  # --judge, --judge-repeats, --rubric
+
+    add_judge_flags(p, required=False)
     p.add_argument("--data-dir", help="where history.json lives (env LLMBENCH_DATA_DIR)")
     p.add_argument("--no-store", action="store_true", help="do not write to the database")
     p.add_argument("--ollama-host", help="default Ollama host (env OLLAMA_HOST)")

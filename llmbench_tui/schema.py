@@ -14,10 +14,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .conversations import ConversationSpec
+from .quality import Quality
+
 SCHEMA_VERSION = 1
 
 Backend = Literal["ollama", "openai", "gguf"]
-Status = Literal["ok", "error", "timeout", "cancelled"]
+# "skipped": a conversation turn not sent because an earlier turn failed (engine.conversation).
+Status = Literal["ok", "error", "timeout", "cancelled", "skipped"]
 
 
 class Options(BaseModel):
@@ -137,6 +141,16 @@ class Suite(BaseModel):
     ttft_timeout_s: float | None = Field(default=None, gt=0)
     stall_timeout_s: float | None = Field(default=None, gt=0)
     tags: list[str] = Field(default_factory=list)
+    conversations: list[ConversationSpec] = Field(default_factory=list)  # see conversations.py
+    judge: str | None = None  # a model spec that grades answers (engine.judging); --judge
+    judge_repeats: int = Field(default=1, ge=1, le=20)  # verdicts per answer; --judge-repeats
+
+    @field_validator("judge")
+    @classmethod
+    def _judge_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            ModelSpec.parse(value)
+        return value
 
     @field_validator("models")
     @classmethod
@@ -194,17 +208,6 @@ class Efficiency(BaseModel):
     mbu: float | None = None
 
 
-class Check(BaseModel):
-    name: str
-    passed: bool
-    detail: str | None = None
-
-
-class Quality(BaseModel):
-    score: float | None = None
-    checks: list[Check] = Field(default_factory=list)
-
-
 class RunRecord(BaseModel):
     """One run, exactly as stored and exported (METRICS.md, "The run record")."""
 
@@ -252,3 +255,4 @@ def get_path(record: dict[str, Any], path: str) -> Any:
             return None
         node = node.get(part)
     return node
+

@@ -30,7 +30,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..suite import locate
 from .checks import CheckSpec, error_location
 from .sandbox import SandboxUnavailable, run_python
 
@@ -76,7 +75,7 @@ def validation_message(exc: ValidationError, path: Path | str, text: str) -> str
     for err in exc.errors():
         loc = error_location(err)
         field = ".".join(str(p) for p in loc) or "(top level)"
-        line = locate(text, loc)
+        line = _locate(text, loc)
         where = f"{path}:{line}" if line else str(path)
         problems.append(f"{where}: field '{field}': {err['msg']}")
     return "\n".join(problems)
@@ -122,9 +121,16 @@ def load_fixture(path: str | Path) -> Fixture:
     )
 
 
+def _locate(text: str, loc: tuple[Any, ...]) -> int | None:
+    # Imported here: suite imports schema, which imports this package (a cycle at import time).
+    from ..suite import locate
+
+    return locate(text, loc)
+
+
 def _where(manifest: Path, field: str, text: str) -> str:
     loc: tuple[Any, ...] = tuple(int(p) if p.isdigit() else p for p in field.split("."))
-    line = locate(text, loc)
+    line = _locate(text, loc)
     return f"{manifest}:{line}: field '{field}'" if line else f"{manifest}: field '{field}'"
 
 

@@ -366,6 +366,25 @@ class Store:
             self._storage.append(ops)
         return len(fresh), len(records) - len(fresh)
 
+    def update_quality(self, run_id: str, quality: dict[str, Any] | None) -> dict[str, Any]:
+        """Replace a stored run's ``quality`` block (``llmbench score``); the previous block, if
+        any, is appended to the run's ``quality_history`` with its own ``scored_at``. Durable
+        when it returns (one journal entry putting the new document, as inserts are). Returns
+        the updated record; StoreError when no run has exactly that id."""
+        with self._write() as tables:
+            current = tables.get(RUNS, {}).get(run_id)
+            if current is None:
+                raise StoreError(f"no run with id {run_id!r} in {self.path}")
+            record = _copy(current)  # stored documents are replaced, never mutated
+            previous = record.get("quality")
+            if previous is not None:
+                history = record.get("quality_history")
+                record["quality_history"] = [*(history if isinstance(history, list) else []),
+                                             previous]  # fmt: skip
+            record["quality"] = quality
+            self._storage.append([[RUNS, run_id, record]])
+        return _copy(record)
+
     def add_session(self, session: dict[str, Any]) -> None:
         """Store (or replace) a session: ``{"id", "started_at", "environment", "plan"}``."""
         sid = session.get("id") if isinstance(session, dict) else None
