@@ -255,4 +255,3 @@ def get_path(record: dict[str, Any], path: str) -> Any:
             return None
         node = node.get(part)
     return node
-

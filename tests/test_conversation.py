@@ -257,3 +257,13 @@ async def test_embedded_conversation_for_real(monkeypatch):
     # llama.cpp's own count of the rendered chat: each turn holds the earlier ones.
     assert prompt_tokens[0] < prompt_tokens[1] < prompt_tokens[2], prompt_tokens
     assert all(r.response.strip() for r in fin.records)
+
+
+def test_the_example_conversation_suite_loads():
+    from pathlib import Path
+
+    suite = load_suite(Path(__file__).resolve().parents[1] / "examples" / "conversation.toml")
+    (conv,) = suite.conversations
+    assert len(conv.turns) == 3 and not suite.prompts
+    assert [c.kind for c in conv.checks_for(3)] == ["length", "judge"]
+    assert Plan.from_suite(suite).runs_per_model() == 1 + 3 * 3

@@ -12,6 +12,7 @@ from llmbench_tui.quality.judge import (
     Rubric,
     apply_judgement,
     build_prompt,
+    carry_judgement,
     check_result,
     default_rubric,
     make_fence,
@@ -217,3 +218,20 @@ def test_bad_judge_checks_refused(tmp_path, spec, message):
     (tmp_path / "r.md").write_text("x")
     with pytest.raises(ValidationError, match=message):
         parse_checks([spec], base_dir=tmp_path)
+
+
+def test_rescoring_carries_a_judgement_while_the_rubric_is_the_same():
+    checks = parse_checks([{"kind": "contains", "text": "Paris"},
+                           {"kind": "judge", "name": "style", "rubric": "Be terse."}])
+    first = score_answer("Paris", checks)
+    judgement = make_judgement(_verdicts(4), check="style", spec="s",
+                               rubric=rubric_for(checks[1]), options={})
+    judged = apply_judgement(first, check_result(judgement, name="style"), judgement)
+    rescored = carry_judgement(score_answer("Paris", checks), judged.model_dump(mode="json"),
+                               checks)
+    assert rescored.judge.mean == 4.0 and rescored.score == pytest.approx(7.0)
+    # The suite's rubric changed: the old judgement no longer applies.
+    changed = parse_checks([{"kind": "contains", "text": "Paris"},
+                            {"kind": "judge", "name": "style", "rubric": "Be polite."}])
+    fresh = carry_judgement(score_answer("Paris", changed), judged, changed)
+    assert fresh.judge is None and fresh.score == 10.0

@@ -36,7 +36,9 @@ def judge_model(server, *replies, name="judge:7b"):
 
 
 def judge_requests(server, name="judge:7b"):
-    return [r for r in server.generations(name) if r.path == "/api/chat"]
+    """The judge's generation requests (its unload, an empty chat, left out)."""
+    return [r for r in server.generations(name)
+            if r.path == "/api/chat" and r.body.get("messages")]
 
 
 async def grade(server, spec, answer="Paris.", *, repeats=1, context=()):
@@ -129,11 +131,16 @@ async def test_session_judge_grades_after_every_measured_run(ollama_server, tmp_
                                                                            "other:1b"}
     assert {g.model for g in fin.groups} == {r.model_spec for r in fin.records}
     # 4 measured answers x 2 repeats, every one after the last measured request.
-    calls = [i for i, r in enumerate(ollama_server.requests) if r.path == "/api/chat"]
+    calls = [i for i, r in enumerate(ollama_server.requests)
+             if r.path == "/api/chat" and r.body.get("messages")]
     judge_calls = [i for i in calls if ollama_server.requests[i].body["model"] == "judge:7b"]
     measured = [i for i in calls if i not in judge_calls]
     assert len(judge_calls) == 8 and min(judge_calls) > max(measured)
     assert all(ollama_server.requests[i].outcome == "ok" for i in measured)
+    # Then the judge was unloaded, so it does not sit beside the next model measured.
+    last = ollama_server.generations("judge:7b")[-1]
+    assert last.body["messages"] == [] and last.body["keep_alive"] == 0
+    assert "judge:7b" not in ollama_server.loaded_models()
     for rec in fin.records:
         if rec.warmup:
             assert rec.quality is None  # warm-ups are not graded
@@ -304,3 +311,21 @@ async def test_embedded_model_as_a_judge_for_real(monkeypatch):
     print("embedded judge verdicts:", [(v.score, v.error, v.raw[:80]) for v in j.verdicts])
 
 
+
+
+async def test_cancelling_while_the_judge_is_thinking_stops_at_once(ollama_server):
+    ollama_server.add_model(FakeModel("stuck:7b", fault="stall", token_delay_s=0.001))
+    spec = ModelSpec.parse(f"ollama:stuck:7b@{ollama_server.url}")
+    plan = Plan(models=[ModelSpec.parse(f"ollama:smollm-fake:135m@{ollama_server.url}")],
+                prompts=PROMPT, repetitions=1, warmup=0, ttft_timeout_s=10, stall_timeout_s=10,
+                judge=JudgeConfig(spec=spec))
+    engine = Engine(plan)
+    task = asyncio.ensure_future(engine.run())
+    for _ in range(500):
+        if judge_requests(ollama_server, "stuck:7b"):
+            break
+        await asyncio.sleep(0.01)
+    engine.cancel()
+    fin = await asyncio.wait_for(task, 10)
+    assert fin.cancelled and [r.status for r in fin.records] == ["ok"]
+    assert fin.records[0].quality is None  # the run keeps what it had: no judgement

@@ -34,7 +34,7 @@ def add_filters(parser: argparse.ArgumentParser, *, default_limit: int | None) -
     parser.add_argument("--model", help="model name (part of it, case-insensitive)")
     parser.add_argument("--backend", choices=("ollama", "openai", "gguf"))
     parser.add_argument("--host", help="host or base URL (part of it)")
-    parser.add_argument("--status", choices=("ok", "error", "timeout", "cancelled"))
+    parser.add_argument("--status", choices=("ok", "error", "timeout", "cancelled", "skipped"))
     parser.add_argument("--session", dest="session_id", help="session id (or its prefix)")
     parser.add_argument("--since", help="from this ISO date/datetime (UTC)")
     parser.add_argument("--until", help="up to this ISO date (whole day) or datetime (UTC)")

@@ -193,6 +193,7 @@ async def _grade(jobs: list[Job], judge: JudgeConfig, ollama_host: str | None, s
                   f"{one_line(run.get('prompt_id'), 24)}: {one_line(figure, 120)}",
                   file=sys.stderr)
     finally:
+        await grader.release()
         await pool.aclose()
     return done
 

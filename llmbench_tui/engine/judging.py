@@ -175,6 +175,17 @@ class Grader:
         self.pool = pool
         self.config = config
         self._identity: dict[str, dict[str, Any]] = {}
+        self._used: dict[str, ModelSpec] = {}
+
+    async def release(self) -> None:
+        """Unload every judge model used (best effort): a judge left in memory would sit beside
+        the next model measured. OpenAI-compatible servers cannot unload; that is ignored."""
+        for spec in self._used.values():
+            try:
+                await asyncio.wait_for(self.pool.for_spec(spec).unload(spec), 60)
+            except (BackendError, TimeoutError) as exc:
+                log.info("could not unload the judge %s: %s", spec.label, exc)
+        self._used.clear()
 
     def spec_for(self, check: JudgeCheck | None) -> ModelSpec | None:
         if check is not None and check.judge is not None:
@@ -208,6 +219,7 @@ class Grader:
         """One call: the judge's reply, parsed; a backend failure or timeout is a failed
         verdict with the error (and whatever text had arrived)."""
         options = self.options(prompt)
+        self._used[spec.label] = spec
         parts: list[str] = []
         t0 = time.perf_counter()
         error: str | None = None
@@ -278,20 +290,37 @@ def _checks_in_plan(plan: Any) -> Callable[[dict[str, Any]], Sequence[Any]]:
     return checks_of
 
 
+def _judge_checks_with_a_judge(plan: Any) -> bool:
+    """Whether some prompt or turn of ``plan`` has a judge check naming its own judge."""
+    lists = [getattr(p, "checks", None) or [] for p in plan.prompts]
+    lists += [c.checks for c in getattr(plan, "conversations", None) or []]
+    return any(check.judge is not None for checks in lists for check in judge_checks(checks))
+
+
 async def judge_session(engine: Any) -> int:
     """The engine's judging step, after every measured run of the session: grade, update the
     records in memory and in the store (``Store.update_quality``), publish ``RunJudged``.
     Returns how many runs were judged. Cancelling the engine stops it between or during calls
-    (a run being judged keeps its previous quality)."""
-    from .events import RunJudged
-
+    (a run being judged keeps its previous quality). The judge is unloaded afterwards."""
     config = getattr(engine.plan, "judge", None) or JudgeConfig()
+    if config.spec is None and not _judge_checks_with_a_judge(engine.plan):
+        return 0  # nobody to judge with: judge checks stay "not run" with that reason
     if config.cache_dir is None and getattr(engine.telemetry, "data_dir", None) is not None:
         config.cache_dir = engine.telemetry.data_dir
     by_id = {rec.id: rec for rec in engine.records}
     data = [rec.to_json() for rec in engine.records]
     jobs = make_jobs(data, _checks_in_plan(engine.plan), config)
     grader = Grader(engine.pool, config)
+    try:
+        judged = await _grade_all(engine, grader, jobs, by_id)
+    finally:
+        await grader.release()
+    return judged
+
+
+async def _grade_all(engine: Any, grader: Grader, jobs: list[Job], by_id: dict[str, Any]) -> int:
+    from .events import RunJudged
+
     judged = 0
     for job in jobs:
         if engine.cancelled:

@@ -360,3 +360,29 @@ def apply_judgement(quality: Quality | dict[str, Any] | None, result: CheckResul
     else:
         checks.append(result)
     return Quality(score=weighted_score(checks), checks=checks, judge=judgement)
+
+
+def carry_judgement(new: Quality, old: Quality | dict[str, Any] | None,
+                    checks: Sequence[Any]) -> Quality:
+    """For re-scoring (``llmbench score``): ``new`` (fresh from ``score_answer``, its judge
+    check not run) with the previous judgement carried over when it still applies — same
+    check name and same rubric text (hash) — so re-scoring other checks does not throw a
+    judgement away. A changed rubric is not carried: the check stays not run until judged
+    again (``llmbench judge``)."""
+    if old is None:
+        return new
+    previous = old if isinstance(old, Quality) else Quality.model_validate(old)
+    judgement = previous.judge
+    found = judge_checks(checks)
+    if judgement is None or not found:
+        return new
+    check = found[0]
+    try:
+        same_rubric = rubric_for(check).sha256 == judgement.rubric_sha256
+    except ValueError:  # the rubric file is gone
+        same_rubric = False
+    if check.name != judgement.check or not same_rubric:
+        return new
+    result = check_result(judgement, name=check.name, weight=check.weight,
+                          pass_score=check.pass_score)
+    return apply_judgement(new, result, judgement)
