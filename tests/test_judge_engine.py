@@ -19,7 +19,7 @@ from llmbench_tui.backends import BackendPool
 from llmbench_tui.cli import main as cli_main
 from llmbench_tui.conversations import ConversationSpec
 from llmbench_tui.engine.events import RunJudged, SessionFinished
-from llmbench_tui.engine.judging import JUDGE_SEED, Grader, Job, JudgeConfig
+from llmbench_tui.engine.judging import JUDGE_SEED, Grader, Job, JudgeConfig, judge_stored
 from llmbench_tui.engine.runner import Engine, Plan
 from llmbench_tui.quality.judge import NO_VERDICT, default_rubric
 from llmbench_tui.schema import ModelSpec, PromptSpec
@@ -329,3 +329,40 @@ async def test_cancelling_while_the_judge_is_thinking_stops_at_once(ollama_serve
     fin = await asyncio.wait_for(task, 10)
     assert fin.cancelled and [r.status for r in fin.records] == ["ok"]
     assert fin.records[0].quality is None  # the run keeps what it had: no judgement
+
+
+async def test_judge_stored_marked_runs_across_sessions(ollama_server, tmp_path):
+    """What the history screen calls for marked runs: several sessions at once, each run
+    graded with its own session plan's rubric, a turn with its earlier turns."""
+    conv = ConversationSpec.model_validate({
+        "id": "trip", "turns": ["Plan a day in Lisbon.", "Make it cheaper."],
+        "checks": [{"turn": 2, "kind": "judge", "name": "cheaper?", "rubric": "Cheaper?"}],
+    })
+    ollama_server.add_model(FakeModel("talker:1b", replies=["Belem.", "Walk."],
+                                      token_delay_s=0.001))
+    model = [ModelSpec.parse(f"ollama:talker:1b@{ollama_server.url}")]
+    store = Store(tmp_path / "history.json")
+    try:
+        chat = await Engine(Plan(models=model, prompts=[], conversations=[conv], repetitions=1,
+                                 warmup=0), store=store).run()
+        plain = await Engine(Plan(models=model, prompts=PROMPT, repetitions=1, warmup=0),
+                             store=store).run()
+        spec = judge_model(ollama_server, '{"score": 4, "reason": "meh"}')
+        marked = [chat.records[1].id, plain.records[0].id, "nope"]
+        seen = []
+        pool = BackendPool()
+        try:
+            outcome = await judge_stored(store, marked, JudgeConfig(spec=spec), pool=pool,
+                                         on_judged=lambda run, g, i, n: seen.append((i, n)))
+        finally:
+            await pool.aclose()
+        assert [r["id"] for r in outcome.judged] == marked[:2] and seen == [(1, 2), (2, 2)]
+        assert outcome.left_alone == 1 and "nope" in outcome.warnings[0]
+        turn, prompt = (store.get_run(i)["quality"] for i in marked[:2])
+        assert turn["judge"]["rubric_source"] == "inline"
+        assert turn["checks"][0]["name"] == "cheaper?"
+        assert prompt["judge"]["rubric_source"] == "default" and prompt["score"] == 4.0
+        first = judge_requests(ollama_server)[0].body["messages"][0]["content"]
+        assert "RUBRIC:\nCheaper?" in first and "[assistant]\nBelem." in first
+    finally:
+        store.close()

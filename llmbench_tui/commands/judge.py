@@ -19,23 +19,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 from llmbench_tui import config
 from llmbench_tui.backends import BackendPool
 from llmbench_tui.commands.common import add_data_dir, fail, json_text, open_store, table
-from llmbench_tui.conversations import ConversationSpec
 from llmbench_tui.engine.judging import (
-    Grader,
-    Job,
+    Graded,
     JudgeConfig,
+    StoredJudging,
     judge_rows,
-    make_jobs,
+    judge_stored,
 )
 from llmbench_tui.formatting import fmt_num
-from llmbench_tui.quality.checks import JudgeCheck, parse_checks
-from llmbench_tui.quality.judge import judge_checks, load_rubric
+from llmbench_tui.quality.judge import load_rubric
 from llmbench_tui.safe_text import one_line
 from llmbench_tui.schema import ModelSpec
 from llmbench_tui.store import RunQuery, Store, StoreError
@@ -97,105 +94,44 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _runs(store: Store, ref: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``(targets, session)``: the runs to judge (one run, or a session's), and every run of
-    their session (conversation turns are judged with their earlier turns)."""
+def _targets(store: Store, ref: str) -> list[dict[str, Any]]:
+    """The runs of ``ref``: one run (id or prefix), else every run of a session."""
     errors = []
     try:
-        run = store.get_run(ref)
+        return [store.get_run(ref)]
     except StoreError as exc:
         errors.append(str(exc))
-    else:
-        return [run], _session_runs(store, run.get("session_id"))
     try:
         sid = store.resolve_session_id(ref)
     except StoreError as exc:
         errors.append(str(exc))
     else:
-        runs = _session_runs(store, sid)
-        return runs, runs
+        runs = store.query(RunQuery(session_id=sid, sort="started_at"))
+        return [r for r in runs if r.get("session_id") == sid]
     ambiguous = [e for e in errors if "matches" in e]
     raise StoreError(ambiguous[0] if ambiguous else f"{ref!r} is neither a run id nor a "
                      f"session id in {store.path}")
 
 
-def _session_runs(store: Store, sid: Any) -> list[dict[str, Any]]:
-    if not isinstance(sid, str):
-        return []
-    runs = store.query(RunQuery(session_id=sid, sort="started_at"))
-    return [r for r in runs if r.get("session_id") == sid]
+def _progress(run: dict[str, Any], graded: Graded, index: int, total: int) -> None:
+    j = graded.judgement
+    figure = "no verdict" if j.mean is None else f"{fmt_num(j.mean)}/10"
+    if j.stdev is not None:
+        figure += f" ± {fmt_num(j.stdev)}"
+    if j.mean is None and j.verdicts:
+        figure += f": {j.verdicts[0].error}"
+    print(f"[{index}/{total}] {one_line(run.get('id'))[:8]} "
+          f"{one_line(run.get('model_spec') or run.get('model'), 32)} "
+          f"{one_line(run.get('prompt_id'), 24)}: {one_line(figure, 120)}", file=sys.stderr)
 
 
-def _plan_checks(plan: dict[str, Any] | None, warnings: list[str]):
-    """``checks_of(record)``: the judge check the stored plan gave the record's prompt or
-    turn (re-validated; a rubric file that is gone is reported and the default used)."""
-    prompts: dict[str, list[Any]] = {}
-    conversations: dict[str, ConversationSpec] = {}
-    plan = plan if isinstance(plan, dict) else {}
-    for prompt in plan.get("prompts") or []:
-        raw = [c for c in prompt.get("checks") or [] if isinstance(c, dict)
-               and c.get("kind") == "judge"]
-        if raw:
-            try:
-                prompts[str(prompt.get("id"))] = parse_checks(raw[:1])
-            except ValueError as exc:
-                warnings.append(f"prompt {prompt.get('id')!r}: its judge check no longer "
-                                f"loads ({exc}); the default rubric is used")
-    for conv in plan.get("conversations") or []:
-        try:
-            spec = ConversationSpec.model_validate(conv)
-        except ValueError as exc:
-            warnings.append(f"conversation {conv.get('id')!r}: its checks no longer load "
-                            f"({exc}); the default rubric is used")
-            continue
-        conversations[spec.id] = spec
-
-    def checks_of(rec: dict[str, Any]) -> Sequence[Any]:
-        conv = conversations.get(str(rec.get("conversation_id")))
-        if conv is not None and isinstance(rec.get("turn"), int):
-            return judge_checks(conv.checks_for(rec["turn"]))
-        return prompts.get(str(rec.get("prompt_id")), [])
-
-    return checks_of
-
-
-def _override(check: JudgeCheck, rubric_given: bool) -> JudgeCheck:
-    """--judge decides who judges; --rubric, when given, replaces the check's rubric."""
-    update: dict[str, Any] = {"judge": None}
-    if rubric_given:
-        update.update(rubric=None, rubric_file=None)
-    return check.model_copy(update=update)
-
-
-async def _grade(jobs: list[Job], judge: JudgeConfig, ollama_host: str | None, store: Store,
-                 runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+async def _judge(store: Store, ids: list[str], judge: JudgeConfig,
+                 ollama_host: str | None) -> StoredJudging:
     pool = BackendPool(ollama_host=ollama_host)
-    grader = Grader(pool, judge)
-    done = []
     try:
-        for i, job in enumerate(jobs, 1):
-            graded = await grader.grade(job)
-            if graded is None:
-                continue
-            quality = graded.quality.model_dump(mode="json")
-            await asyncio.to_thread(store.update_quality, job.run_id, quality)
-            done.append({"id": job.run_id, "quality": quality})
-            run = runs[job.run_id]
-            run["quality"] = quality
-            j = graded.judgement
-            figure = "no verdict" if j.mean is None else f"{fmt_num(j.mean)}/10"
-            if j.stdev is not None:
-                figure += f" ± {fmt_num(j.stdev)}"
-            if j.mean is None and j.verdicts:
-                figure += f": {j.verdicts[0].error}"
-            print(f"[{i}/{len(jobs)}] {one_line(job.run_id)[:8]} "
-                  f"{one_line(run.get('model_spec') or run.get('model'), 32)} "
-                  f"{one_line(run.get('prompt_id'), 24)}: {one_line(figure, 120)}",
-                  file=sys.stderr)
+        return await judge_stored(store, ids, judge, pool=pool, on_judged=_progress)
     finally:
-        await grader.release()
         await pool.aclose()
-    return done
 
 
 def main(args: argparse.Namespace) -> int:
@@ -213,27 +149,8 @@ def main(args: argparse.Namespace) -> int:
     except StoreError as exc:
         return fail(PROG, str(exc), 2)
     try:
-        targets, session = _runs(store, args.target)
-        sid = targets[0].get("session_id") if targets else None
-        stored = store.get_session(sid) if isinstance(sid, str) else None
-        warnings: list[str] = []
-        plan_checks = _plan_checks((stored or {}).get("plan"), warnings)
-
-        def checks_of(rec: dict[str, Any]) -> Sequence[Any]:
-            return [_override(c, bool(args.rubric)) for c in judge_checks(plan_checks(rec))]
-
-        for warning in warnings:
-            print(f"{PROG}: warning: {one_line(warning)}", file=sys.stderr)
-        wanted = {r["id"] for r in targets}
-        jobs = [j for j in make_jobs(session or targets, checks_of, judge) if j.run_id in wanted]
-        left = len(targets) - len(jobs)
-        if left:
-            print(f"{PROG}: {left} run{'s' if left != 1 else ''} left alone: not ok, or a "
-                  "warm-up", file=sys.stderr)
-        if not jobs:
-            return fail(PROG, "nothing to judge: no successful, non-warm-up run")
-        by_id = {r["id"]: r for r in session or targets}
-        done = asyncio.run(_grade(jobs, judge, args.ollama_host, store, by_id))
+        targets = _targets(store, args.target)
+        outcome = asyncio.run(_judge(store, [r["id"] for r in targets], judge, args.ollama_host))
     except StoreError as exc:
         return fail(PROG, str(exc))
     except KeyboardInterrupt:
@@ -241,10 +158,19 @@ def main(args: argparse.Namespace) -> int:
         return 130
     finally:
         store.close()
+    for warning in outcome.warnings:
+        print(f"{PROG}: warning: {one_line(warning)}", file=sys.stderr)
+    if outcome.left_alone:
+        n = outcome.left_alone
+        print(f"{PROG}: {n} run{'s' if n != 1 else ''} left alone: not ok, or a warm-up",
+              file=sys.stderr)
+    if not outcome.judged:
+        return fail(PROG, "nothing judged: no successful, non-warm-up run")
+    done = [{"id": run["id"], "quality": run["quality"]} for run in outcome.judged]
     if args.json:
         sys.stdout.write(json_text(done))
     else:
-        rows = judge_rows([by_id[d["id"]] for d in done])
+        rows = judge_rows(outcome.judged)
         if rows:
             print(table([[one_line(c) for c in row] for row in rows]))
     with_verdict = sum(1 for d in done if (d["quality"].get("judge") or {}).get("mean") is not None)

@@ -398,3 +398,123 @@ def judge_rows(records: Sequence[Any]) -> list[list[str]]:
                      f"{failed}/{total}", spec])
     return rows
 
+
+
+# ------------------------------------------------------------------------- stored runs
+
+
+@dataclass
+class StoredJudging:
+    """What ``judge_stored`` did: the judged runs (records with their new ``quality``), how
+    many asked-for runs were left alone (not ok, warm-up, unknown id), and warnings."""
+
+    judged: list[dict[str, Any]] = field(default_factory=list)
+    left_alone: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def stored_plan_checks(
+    plan: dict[str, Any] | None, warnings: list[str]
+) -> Callable[[dict[str, Any]], Sequence[Any]]:
+    """``checks_of(record)``: the judge check a stored session plan gave the record's prompt
+    or conversation turn, re-validated (a rubric file that is gone is reported in
+    ``warnings`` and the default rubric used instead)."""
+    from ..conversations import ConversationSpec
+    from ..quality.checks import parse_checks
+
+    prompts: dict[str, list[Any]] = {}
+    conversations: dict[str, ConversationSpec] = {}
+    plan = plan if isinstance(plan, dict) else {}
+    for prompt in plan.get("prompts") or []:
+        raw = [c for c in prompt.get("checks") or []
+               if isinstance(c, dict) and c.get("kind") == "judge"]
+        if raw:
+            try:
+                prompts[str(prompt.get("id"))] = parse_checks(raw[:1])
+            except ValueError as exc:
+                warnings.append(f"prompt {prompt.get('id')!r}: its judge check no longer "
+                                f"loads ({exc}); the default rubric is used")
+    for conv in plan.get("conversations") or []:
+        try:
+            spec = ConversationSpec.model_validate(conv)
+        except ValueError as exc:
+            warnings.append(f"conversation {conv.get('id')!r}: its checks no longer load "
+                            f"({exc}); the default rubric is used")
+            continue
+        conversations[spec.id] = spec
+
+    def checks_of(rec: dict[str, Any]) -> Sequence[Any]:
+        conv = conversations.get(str(rec.get("conversation_id")))
+        if conv is not None and isinstance(rec.get("turn"), int):
+            return judge_checks(conv.checks_for(rec["turn"]))
+        return prompts.get(str(rec.get("prompt_id")), [])
+
+    return checks_of
+
+
+async def judge_stored(
+    store: Any,
+    run_ids: Sequence[str],
+    config: JudgeConfig,
+    *,
+    pool: BackendPool,
+    on_judged: Callable[[dict[str, Any], Graded, int, int], None] | None = None,
+) -> StoredJudging:
+    """Grade stored runs (``llmbench judge``, the history screen's marked runs) with
+    ``config.spec``, replacing each run's ``quality`` through ``store.update_quality`` (the
+    previous block goes to ``quality_history``). Runs may come from several sessions; each
+    is graded with its session plan's judge check for its prompt or turn (rubric and name;
+    ``config.rubric``, when set, replaces the check's rubric; ``config.spec`` always judges),
+    else ``config.rubric`` or the default rubric, and conversation turns with their earlier
+    turns as context. Store calls run on worker threads; ``on_judged(run, graded, i, total)``
+    is called on the loop after each run is stored. The judge is unloaded at the end."""
+    from ..store import RunQuery
+
+    outcome = StoredJudging()
+    targets: list[dict[str, Any]] = []
+    for run_id in dict.fromkeys(run_ids):
+        try:
+            targets.append(await asyncio.to_thread(store.get_run, run_id))
+        except Exception as exc:  # StoreError: an id that is not (or no longer) there
+            outcome.warnings.append(str(exc))
+    by_session: dict[Any, list[dict[str, Any]]] = {}
+    for run in targets:
+        by_session.setdefault(run.get("session_id"), []).append(run)
+    jobs: list[Job] = []
+    records: dict[str, dict[str, Any]] = {}
+    for sid, runs in by_session.items():
+        session_runs = runs
+        plan = None
+        if isinstance(sid, str):
+            query = RunQuery(session_id=sid, sort="started_at")
+            found = await asyncio.to_thread(store.query, query)
+            session_runs = [r for r in found if r.get("session_id") == sid] or runs
+            stored = await asyncio.to_thread(store.get_session, sid)
+            plan = (stored or {}).get("plan")
+        from_plan = stored_plan_checks(plan, outcome.warnings)
+
+        def checks_of(rec: dict[str, Any], from_plan: Any = from_plan) -> Sequence[Any]:
+            update: dict[str, Any] = {"judge": None}  # config.spec judges
+            if config.rubric is not None:
+                update.update(rubric=None, rubric_file=None)
+            return [c.model_copy(update=update) for c in judge_checks(from_plan(rec))]
+
+        wanted = {r["id"] for r in runs}
+        jobs += [j for j in make_jobs(session_runs, checks_of, config) if j.run_id in wanted]
+        records.update({r["id"]: r for r in runs})
+    outcome.left_alone = len(dict.fromkeys(run_ids)) - len(jobs)
+    grader = Grader(pool, config)
+    try:
+        for i, job in enumerate(jobs, 1):
+            graded = await grader.grade(job)
+            if graded is None:
+                continue
+            quality = graded.quality.model_dump(mode="json")
+            await asyncio.to_thread(store.update_quality, job.run_id, quality)
+            run = {**records[job.run_id], "quality": quality}
+            outcome.judged.append(run)
+            if on_judged is not None:
+                on_judged(run, graded, i, len(jobs))
+    finally:
+        await grader.release()
+    return outcome
