@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "calibrate": "calibrate",
     "serve": "serve",
     "score": "score",
+    "judge": "judge",
 }
 
 
@@ -94,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-code-exec", action="store_true",
                    help="run the tests of python checks (sandboxed subprocess); "
                    "also allow_code_exec = true in a suite")
+    from .commands.judge import add_judge_flags  # --judge, --judge-repeats, --rubric
+
+    add_judge_flags(p, required=False)
     p.add_argument("--data-dir", help="where history.json lives (env LLMBENCH_DATA_DIR)")
     p.add_argument("--no-store", action="store_true", help="do not write to the database")
     p.add_argument("--ollama-host", help="default Ollama host (env OLLAMA_HOST)")

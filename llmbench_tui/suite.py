@@ -43,8 +43,16 @@ def load_suite(path: str | Path) -> Suite:
         suite = Suite.model_validate(data, context={"base_dir": path.parent})
     except ValidationError as exc:
         raise SuiteError(validation_message(exc, path, text)) from None
-    if not suite.prompts:
-        raise SuiteError(f"{path}: field 'prompts': the suite has no prompts ([[prompts]] tables)")
+    if not suite.prompts and not suite.conversations:
+        raise SuiteError(f"{path}: field 'prompts': the suite has no prompts ([[prompts]] tables) "
+                         "and no conversations ([[conversations]] tables)")
+    conv_ids = [c.id for c in suite.conversations]
+    dup_conv = sorted({i for i in conv_ids if conv_ids.count(i) > 1})
+    if dup_conv:
+        line = locate(text, ("conversations", conv_ids.index(dup_conv[0]) + 1, "id"))
+        where = f"{path}:{line}" if line else str(path)
+        raise SuiteError(f"{where}: field 'conversations.id': duplicate conversation id "
+                         f"{dup_conv[0]!r}")
     ids = [p.id for p in suite.prompts]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:

@@ -11,7 +11,9 @@ models that stream ``message.thinking`` before the answer.
 Each model is a ``FakeModel``: the tokens it answers with, the time it takes (per-token delays,
 prompt-evaluation and load delays), and an optional fault (``busy``, ``error_midstream``, ``cut``,
 ``stall``, ``garbage``). The durations it reports are measured from what it actually did, so
-server figures can be checked against client figures.
+server figures can be checked against client figures. ``replies`` scripts a different answer for
+each request in turn (a judge giving verdicts, a conversation's turns) and ``fault_on`` limits the
+fault to some requests (the second turn of a conversation fails).
 
 Every request is recorded in ``server.requests`` (``Recorded``) so tests can assert on what the
 client sent (``think`` present or not, options) and on what happened (``outcome``, tokens sent).
@@ -109,6 +111,12 @@ class FakeModel:
     error_message: str = "llama runner process has terminated: exit status 2"
     omit_fields: frozenset[str] = frozenset()  # final-chunk fields left out (old servers)
     parallel: int = 0  # requests served at once (OLLAMA_NUM_PARALLEL); 0 = no limit
+    # Scripted answers, one per generation request in turn (cycling); empty: ``tokens`` always.
+    replies: list[str] = field(default_factory=list)
+    # Which generation requests (0-based, in arrival order) get ``fault`` (not ``busy``, which
+    # refuses every request); empty: every one.
+    fault_on: list[int] = field(default_factory=list)
+    served: int = 0  # generation requests received so far
 
     def __post_init__(self) -> None:
         self.name = canonical(self.name)
@@ -649,7 +657,12 @@ class OllamaTestServer:
         t_prompt_done = time.perf_counter_ns()
 
         plan = [("thinking", t) for t in model.thinking] if thinking_on else []
-        plan += [("content", t) for t in model.tokens]
+        number, model.served = model.served, model.served + 1
+        fault = model.fault if not model.fault_on or number in model.fault_on else None
+        tokens = model.tokens
+        if model.replies:
+            tokens = _words(model.replies[number % len(model.replies)])
+        plan += [("content", t) for t in tokens]
         limit = options.get("num_predict")
         reason = "stop"
         if isinstance(limit, int) and 0 <= limit < len(plan):
@@ -658,7 +671,7 @@ class OllamaTestServer:
         text_parts: list[str] = []
         think_parts: list[str] = []
         for i, (kind, token) in enumerate(plan):
-            if model.fault and i == model.fault_after:
+            if fault and i == model.fault_after:
                 await self._fault(conn, rec, model, stream)
                 return
             if await conn.wait(model.delay(i)):
@@ -673,7 +686,7 @@ class OllamaTestServer:
             if stream:
                 await conn.send_line(line)
             rec.tokens_sent = i + 1
-        if model.fault and model.fault_after >= len(plan):
+        if fault and model.fault_after >= len(plan):
             await self._fault(conn, rec, model, stream)
             return
 

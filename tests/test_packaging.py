@@ -103,6 +103,10 @@ for path in args["suites"]:
     except Exception as exc:
         suites[path] = f"error: {exc}"
 out["suites"] = suites
+
+from llmbench_tui.quality.judge import default_rubric
+
+out["rubric"] = default_rubric().text
 print(json.dumps(out))
 """
 
@@ -263,3 +267,8 @@ def test_the_example_suites_referred_to_load(installed: dict) -> None:
     results = installed["report"]["suites"]
     assert {p: r for p, r in results.items() if r.startswith("error:")} == {}
     assert set(results) == {str(p) for p in suites}
+
+
+def test_the_default_rubric_is_found_when_installed(installed: dict) -> None:
+    shipped = (PACKAGE / "quality" / "rubrics" / "default.md").read_text(encoding="utf-8")
+    assert installed["report"]["rubric"] == shipped

@@ -354,6 +354,7 @@ def test_every_kind_is_covered_here():
         "python",
         "typescript",
         "structure",
+        "judge",  # graded by a judge model after the runs: tests/test_judge*.py
     }
 
 
@@ -399,7 +400,8 @@ def test_record_shape():
         "hi", parse_checks([{"kind": "contains", "text": "hi", "name": "greet"}])
     )
     data = quality.model_dump(mode="json")
-    assert set(data) == {"score", "checks", "scored_at"}
+    assert set(data) == {"score", "checks", "scored_at", "judge"}
+    assert data["judge"] is None
     assert data["checks"] == [
         {
             "name": "greet",
@@ -407,6 +409,7 @@ def test_record_shape():
             "passed": True,
             "score": 1.0,
             "detail": "'hi' found at line 1",
+            "weight": 1.0,
         }
     ]
 

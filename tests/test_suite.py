@@ -18,7 +18,7 @@ def test_examples_load():
     assert examples, "examples/ has no suites"
     for path in examples:
         suite = load_suite(path)
-        assert suite.prompts
+        assert suite.prompts or suite.conversations
 
 
 def test_bad_field_names_file_field_and_line(tmp_path):

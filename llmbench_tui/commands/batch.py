@@ -21,12 +21,22 @@ from typing import Any
 
 from ..backends import BackendPool
 from ..config import DEFAULT_MAX_TOKENS, DEFAULT_PROMPT, data_dir, db_path
-from ..engine.events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished
+from ..engine.conversation import conversation_tables
+from ..engine.events import (
+    ChunkReceived,
+    Event,
+    RunFinished,
+    RunJudged,
+    RunStarted,
+    SessionFinished,
+)
+from ..engine.judging import judge_rows, judged_line
 from ..engine.report import footnotes, render_markdown, render_text, summary_table
 from ..engine.runner import Engine, Plan
 from ..safe_text import strip_controls
 from ..schema import ModelSpec, Options, PromptSpec, Suite
 from ..suite import SuiteError, load_suite
+from .judge import judge_config_from_args
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REGRESSION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -65,7 +75,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         ]
         if not prompts:
             raise UsageError("--prompt is empty: give the text to send to the model")
-    if not prompts:
+    if not prompts and not suite.conversations:
         prompts = [PromptSpec(id="default", text=DEFAULT_PROMPT)]
     given = {k: getattr(args, k) for k in _OPTION_FLAGS if getattr(args, k, None) is not None}
     try:
@@ -89,6 +99,8 @@ def build_plan(args: argparse.Namespace) -> Plan:
         tags=sorted({*suite.tags, *args.tag}),
         name=suite.name,
         allow_code_exec=bool(getattr(args, "allow_code_exec", False) or suite.allow_code_exec),
+        conversations=list(suite.conversations),
+        judge=judge_config_from_args(args, suite),
     )
 
 
@@ -115,6 +127,11 @@ class Progress:
             self._current.pop(event.record.id, None)
             self._chunks.pop(event.record.id, None)
             self._line(event)
+        elif isinstance(event, RunJudged):
+            if self.tty:
+                self.stream.write("\r\x1b[2K")
+            self.stream.write(judged_line(event) + "\n")
+            self.stream.flush()
         elif isinstance(event, SessionFinished) and self.tty:
             self.stream.write("\r\x1b[2K")
             self.stream.flush()
@@ -301,7 +318,21 @@ def _write_outputs(
         text = render_markdown(rows) + "\n"
         if notes:
             text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+        for title, table in extra_tables(finished.records):
+            text += f"\n**{title}**\n\n{render_markdown(table)}\n"
         Path(args.markdown).write_text(text, encoding="utf-8")
+
+
+def extra_tables(records: list) -> list[tuple[str, list[list[str]]]]:
+    """Under the summary: each conversation by turn, then the judge's scores (inert cells)."""
+    tables = conversation_tables(records)
+    judged = judge_rows(records)
+    if judged:
+        tables.append(("judge (a model's opinion, not a ground truth; see the README)", judged))
+    return [
+        (strip_controls(title), [[strip_controls(c) for c in row] for row in rows])
+        for title, rows in tables
+    ]
 
 
 def _gate(args: argparse.Namespace, finished: SessionFinished, store: Any) -> int:
@@ -406,6 +437,8 @@ def run_batch(args: argparse.Namespace) -> int:
     print(render_text(rows))
     for note in footnotes(finished.groups):
         print(strip_controls(note))
+    for title, table in extra_tables(finished.records):
+        print(f"\n{title}\n{render_text(table)}")
     print(
         f"session {finished.session_id}"
         + ("" if store is None else f" stored in {db_path(args.data_dir)}")

@@ -34,7 +34,7 @@ def add_filters(parser: argparse.ArgumentParser, *, default_limit: int | None) -
     parser.add_argument("--model", help="model name (part of it, case-insensitive)")
     parser.add_argument("--backend", choices=("ollama", "openai", "gguf"))
     parser.add_argument("--host", help="host or base URL (part of it)")
-    parser.add_argument("--status", choices=("ok", "error", "timeout", "cancelled"))
+    parser.add_argument("--status", choices=("ok", "error", "timeout", "cancelled", "skipped"))
     parser.add_argument("--session", dest="session_id", help="session id (or its prefix)")
     parser.add_argument(
         "--machine", help="machine: part of its host name, CPU or GPU model, or an id prefix"

@@ -17,6 +17,7 @@ from typing import Any
 from llmbench_tui.commands.common import add_data_dir, fail, json_text, open_store
 from llmbench_tui.formatting import fmt_num
 from llmbench_tui.quality import score_answer
+from llmbench_tui.quality.judge import carry_judgement
 from llmbench_tui.safe_text import one_line
 from llmbench_tui.store import RunQuery, Store, StoreError
 from llmbench_tui.suite import SuiteError, load_suite
@@ -96,11 +97,13 @@ def main(args: argparse.Namespace) -> int:
                 not_ok += 1
                 continue
             response = run.get("response")
-            quality = score_answer(
+            old = run.get("quality")
+            fresh = score_answer(
                 response if isinstance(response, str) else "", prompt.checks,
                 allow_code_exec=allow,
-            ).model_dump(mode="json")
-            old = run.get("quality")
+            )
+            # A judgement is kept while its rubric is unchanged (re-judge: ``llmbench judge``).
+            quality = carry_judgement(fresh, old, prompt.checks).model_dump(mode="json")
             before = old.get("score") if isinstance(old, dict) else None
             store.update_quality(run["id"], quality)
             rescored.append({"id": run["id"], "quality": quality})

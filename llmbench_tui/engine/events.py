@@ -61,6 +61,16 @@ class RunFinished:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunJudged:
+    """A judge graded a stored run after the measured runs (``engine.judging``): ``record``
+    carries the new ``quality`` (already stored); ``index`` counts judged runs from 1."""
+
+    record: RunRecord
+    index: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SessionFinished:
     session_id: str
     records: list[RunRecord]
@@ -69,4 +79,4 @@ class SessionFinished:
     groups: list = field(default_factory=list)  # list[engine.stats.GroupSummary]
 
 
-Event = SessionStarted | RunStarted | ChunkReceived | RunFinished | SessionFinished
+Event = SessionStarted | RunStarted | ChunkReceived | RunFinished | RunJudged | SessionFinished

@@ -8,7 +8,11 @@ CPU/GPU and distort each other's figures):
 
 1. cold runs, each preceded by an unload (stored with ``cold: true``, their own statistics group);
 2. warm-up runs (stored with ``warmup: true``, excluded from statistics);
-3. for every prompt, ``repetitions`` measured rounds of ``concurrency`` simultaneous streams.
+3. for every prompt, ``repetitions`` measured rounds of ``concurrency`` simultaneous streams;
+4. conversations (``engine.conversation``): for every repetition, each conversation's turns in
+   order, one stream at a time, each turn sent with the history so far.
+
+Once every model is done, a judge grades the answers that ask for it (``engine.judging``).
 
 A round's successful answers are scored against their prompt's checks (``quality``) once all of
 its streams have ended, then its runs are stored.
@@ -41,7 +45,9 @@ from ..backends.base import (
 )
 from ..quality import score_answer
 from ..schema import ModelSpec, Options, PromptSpec, RunRecord, Suite, Tokens
+from .conversation import conversation_runs, run_conversations, warm_up
 from .events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished, SessionStarted
+from .judging import judge_config, judge_session
 from .stats import summarize
 from .timing import NS, Arrivals, client_timings
 
@@ -64,6 +70,8 @@ class Plan:
     tags: list[str] = field(default_factory=list)
     name: str = "adhoc"
     allow_code_exec: bool = False  # quality: run python checks' tests (in the sandbox)
+    conversations: list[Any] = field(default_factory=list)  # conversations.ConversationSpec
+    judge: Any = None  # engine.judging.JudgeConfig: who grades answers after the session
 
     @classmethod
     def from_suite(cls, suite: Suite) -> Plan:
@@ -80,10 +88,13 @@ class Plan:
             tags=list(suite.tags),
             name=suite.name,
             allow_code_exec=suite.allow_code_exec,
+            conversations=list(suite.conversations),
+            judge=judge_config(suite),
         )
 
     def runs_per_model(self) -> int:
-        return self.cold + self.warmup + len(self.prompts) * self.repetitions * self.concurrency
+        prompts = len(self.prompts) * self.repetitions * self.concurrency
+        return self.cold + self.warmup + prompts + conversation_runs(self)
 
     def total_runs(self) -> int:
         return len(self.models) * self.runs_per_model()
@@ -103,6 +114,9 @@ class Plan:
             "stall_timeout_s": self.stall_timeout_s,
             "tags": self.tags,
             "allow_code_exec": self.allow_code_exec,
+            **({"conversations": [c.model_dump() for c in self.conversations]}
+               if self.conversations else {}),
+            **({"judge": self.judge.describe()} if self.judge else {}),
         }
 
 
@@ -116,6 +130,9 @@ class _Slot:
     warmup: bool = False
     cold: bool = False
     stream: int = 0
+    history: tuple[dict[str, str], ...] = ()  # a conversation turn: the earlier messages
+    conversation_id: str | None = None
+    turn: int | None = None  # 1-based
 
 
 @dataclass(slots=True)
@@ -193,6 +210,8 @@ class Engine:
                 except _ModelFailed:
                     # The model's remaining runs are skipped: count them as done for progress.
                     self._index = before + plan.runs_per_model()
+            if not self._cancelled:
+                await judge_session(self)  # after every measured run: never beside one
         finally:
             if self._own_pool:
                 await self.pool.aclose()
@@ -233,6 +252,10 @@ class Engine:
 
     async def _run_model(self, spec: ModelSpec) -> None:
         plan = self.plan
+        if not plan.prompts:  # conversations only: cold and warm-up runs send the first turn
+            await warm_up(self, spec)
+            await run_conversations(self, spec)
+            return
         first = plan.prompts[0]
         for i in range(plan.cold):
             if self._cancelled:
@@ -250,6 +273,7 @@ class Engine:
                     return
                 slots = [_Slot(spec, prompt, rep, stream=s) for s in range(plan.concurrency)]
                 await self._round(slots)
+        await run_conversations(self, spec)
 
     async def _unload(self, slot: _Slot) -> bool:
         """Unload before a cold run. When the backend cannot (OpenAI-compatible servers have
@@ -352,7 +376,7 @@ class Engine:
 
         t_send = now_ns()
         arrivals = Arrivals(t_send)
-        stream = backend.stream(spec, prompt.text, options)
+        stream = backend.stream(spec, prompt.text, options, history=slot.history)
         task = asyncio.ensure_future(self._consume(stream, arrivals, run_id))
         self._streams.add(task)
         status, error, final = "ok", None, None
@@ -478,7 +502,7 @@ class Engine:
         """The one place a run record is built, so error runs land in the same statistics group
         (host, options, concurrency) as the model's successful runs."""
         spec, prompt = slot.spec, slot.prompt
-        return RunRecord(
+        rec = RunRecord(
             id=run_id,
             session_id=self.session_id,
             started_at=started_at,
@@ -494,6 +518,9 @@ class Engine:
             tags=sorted({*self.plan.tags, *prompt.tags}),
             **fields,
         )
+        if slot.turn is not None:  # a conversation turn: one stream at a time
+            rec.conversation_id, rec.turn, rec.concurrency = slot.conversation_id, slot.turn, 1
+        return rec
 
     def _error_record(
         self,

@@ -33,6 +33,8 @@ from pydantic import (
     model_validator,
 )
 
+from ..specs import ModelSpec
+
 _FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
 _FLAG_LETTERS = r"^[imsx]*$"
 
@@ -281,6 +283,63 @@ class StructureCheck(_Check):
     rules: list[StructureRule] = Field(min_length=1)
 
 
+RUBRIC_MAX_BYTES = 64 * 1024
+
+
+def read_rubric(path: Path) -> str:
+    """The UTF-8 text of a rubric file (at most ``RUBRIC_MAX_BYTES``); ValueError naming it."""
+    try:
+        if path.stat().st_size > RUBRIC_MAX_BYTES:
+            raise ValueError(f"rubric file {path} is over {RUBRIC_MAX_BYTES:,} bytes")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"rubric file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read rubric file {path}: {exc}") from None
+    if not text.strip():
+        raise ValueError(f"rubric file {path} is empty")
+    return text
+
+
+class JudgeCheck(_Check):
+    """A judge model grades the answer 1-10 against a rubric (``quality.judge``; see
+    ``quality.judge``). ``rubric`` inline or ``rubric_file`` (relative to the file the check is
+    written in); neither: the shipped default rubric. ``judge`` overrides the session's judge
+    (``--judge``); ``repeats`` asks that many times (default ``--judge-repeats``). The check's
+    score is the mean verdict / 10; it passes when the mean is at least ``pass_score``. With no
+    judge configured, or before the judge has graded, the check is not run."""
+
+    kind: Literal["judge"]
+    rubric: str | None = Field(default=None, min_length=1, max_length=RUBRIC_MAX_BYTES)
+    rubric_file: str | None = None
+    judge: str | None = None
+    repeats: int | None = Field(default=None, ge=1, le=20)
+    pass_score: float = Field(default=7.0, ge=1.0, le=10.0)
+
+    @field_validator("rubric_file")
+    @classmethod
+    def _readable_rubric(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        base = Path((info.context or {}).get("base_dir", "."))
+        path = (base / Path(value).expanduser()).resolve()
+        read_rubric(path)
+        return str(path)
+
+    @field_validator("judge")
+    @classmethod
+    def _judge_spec(cls, value: str | None) -> str | None:
+        if value is not None:
+            ModelSpec.parse(value)  # ValueError names the bad spec
+        return value
+
+    @model_validator(mode="after")
+    def _one_rubric(self) -> JudgeCheck:
+        if self.rubric is not None and self.rubric_file is not None:
+            raise ValueError("give at most one of 'rubric' (inline text) or 'rubric_file'")
+        return self
+
+
 CheckSpec = Annotated[
     ContainsCheck
     | NotContainsCheck
@@ -291,7 +350,8 @@ CheckSpec = Annotated[
     | LengthCheck
     | PythonCheck
     | TypeScriptCheck
-    | StructureCheck,
+    | StructureCheck
+    | JudgeCheck,
     Field(discriminator="kind"),
 ]
 """One check of any kind; use as ``list[CheckSpec]`` in a pydantic model."""

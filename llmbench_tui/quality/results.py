@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, Field, field_validator
 
 from ..safe_text import strip_controls
+from .judgement import Judgement
 
 DETAIL_MAX = 200
 
@@ -48,6 +49,7 @@ class CheckResult(BaseModel):
     passed: bool | None
     score: float | None = Field(default=None, ge=0.0, le=1.0)
     detail: str = ""
+    weight: float = Field(default=1.0, gt=0)  # the check's weight, so a score can be recomputed
 
     @field_validator("name", "detail")
     @classmethod
@@ -62,3 +64,4 @@ class Quality(BaseModel):
     score: float | None = Field(default=None, ge=0.0, le=10.0)
     checks: list[CheckResult] = Field(default_factory=list)
     scored_at: str = Field(default_factory=utc_now)
+    judge: Judgement | None = None  # the judge check's verdicts (quality.judge)

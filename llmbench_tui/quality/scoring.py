@@ -43,6 +43,7 @@ from .typescript import typecheck
 
 MAX_CODE_CHARS = 1_000_000
 NO_CODE_EXEC = "code execution not allowed (--allow-code-exec)"
+NOT_JUDGED = "not judged: no judge configured (--judge SPEC, or the check's 'judge')"
 _WORD = re.compile(r"\S+")
 _JSON_TYPES = {
     dict: "object",
@@ -73,7 +74,14 @@ def score_answer(
             # run's other checks and its timings are still recorded.
             passed, score, detail = None, None, f"the check could not run: {exc}"
         results.append(
-            CheckResult(name=check.name, kind=check.kind, passed=passed, score=score, detail=detail)
+            CheckResult(
+                name=check.name,
+                kind=check.kind,
+                passed=passed,
+                score=score,
+                detail=detail,
+                weight=check.weight,
+            )
         )
     ran = [
         (check.weight, r.score)
@@ -293,6 +301,13 @@ def _structure(check: Any, answer: str, _exec: bool, searches: dict[int, list[Se
     return held == ran, held / ran, detail
 
 
+def _judge(check: Any, *_: Any) -> Outcome:
+    """Graded by a judge model after the measured runs (``engine.judging``), never here."""
+    if check.judge is None:
+        return None, None, NOT_JUDGED
+    return None, None, "not judged yet: the judge grades after the measured runs"
+
+
 _EVALUATORS: dict[str, Callable[[Any, str, bool, dict[int, list[Search]]], Outcome]] = {
     "contains": _contains,
     "not_contains": _contains,
@@ -304,4 +319,5 @@ _EVALUATORS: dict[str, Callable[[Any, str, bool, dict[int, list[Search]]], Outco
     "python": _python,
     "typescript": _typescript,
     "structure": _structure,
+    "judge": _judge,
 }
