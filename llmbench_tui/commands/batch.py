@@ -24,8 +24,9 @@ from ..config import DEFAULT_MAX_TOKENS, DEFAULT_PROMPT, data_dir, db_path
 from ..engine.events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished
 from ..engine.report import footnotes, render_markdown, render_text, summary_table
 from ..engine.runner import Engine, Plan
+from ..engine.workload import Workload, WorkloadError
 from ..safe_text import strip_controls
-from ..schema import ModelSpec, Options, PromptSpec, Suite
+from ..schema import ModelSpec, Options, PromptSpec, Suite, WorkloadSpec
 from ..suite import SuiteError, load_suite
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REGRESSION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -76,6 +77,11 @@ def build_plan(args: argparse.Namespace) -> Plan:
         options = options.merged(Options(max_tokens=DEFAULT_MAX_TOKENS))
     ttft = args.ttft_timeout or args.timeout or suite.ttft_timeout_s
     stall = args.stall_timeout or args.timeout or suite.stall_timeout_s
+    workload, concurrency = build_workload(args, suite)
+    if workload is not None and workload.cells:
+        from ..engine.workload import cell_prompt
+
+        prompts = [cell_prompt(c) for c in workload.cells]
     return Plan(
         models=models,
         prompts=prompts,
@@ -83,12 +89,101 @@ def build_plan(args: argparse.Namespace) -> Plan:
         repetitions=args.repetitions or (suite.repetitions if args.suite else 3),
         warmup=args.warmup if args.warmup is not None else suite.warmup,
         cold=args.cold if args.cold is not None else suite.cold,
-        concurrency=args.concurrency or suite.concurrency,
+        concurrency=concurrency,
         ttft_timeout_s=ttft,
         stall_timeout_s=stall,
         tags=sorted({*suite.tags, *args.tag}),
         name=suite.name,
+        workload=workload,
     )
+
+
+def build_workload(args: argparse.Namespace, suite: Suite) -> tuple[Workload | None, int]:
+    """The size grid, sweep levels and SLOs from the flags over the suite's ``[workload]``, and
+    the plan's plain concurrency. ``None`` when the session is an ordinary one."""
+    from ..engine.goodput import parse_slo
+    from ..engine.localscore import SHAPES
+    from ..engine.workload import Cell, make_cells, parse_levels, parse_values
+
+    ws = suite.workload or WorkloadSpec()
+    given = {"pp": args.pp, "tg": args.tg, "depth": args.depth}
+    sizes = {k: v if v is not None else getattr(ws, k) for k, v in given.items()}
+    try:
+        if args.concurrency is not None:
+            levels = parse_levels(args.concurrency)
+        elif ws.concurrency is not None:
+            levels = parse_levels(ws.concurrency)
+        else:
+            levels = [suite.concurrency]
+        slos = [parse_slo(rule) for rule in (args.slo or ws.slo)]
+        localscore = bool(args.localscore or ws.localscore)
+        prefix_cache = bool(args.prefix_cache or ws.prefix_cache)
+        cells: list[Cell] = []
+        if localscore:
+            if any(v is not None for v in sizes.values()):
+                raise UsageError(
+                    "--localscore runs LocalScore's own nine shapes: leave out --pp/--tg/--depth"
+                )
+            cells = [Cell(pp, tg, 0) for pp, tg, _ in SHAPES]
+        elif any(v is not None for v in sizes.values()):
+            pps = parse_values(sizes["pp"] if sizes["pp"] is not None else 512, "--pp", minimum=1)
+            tgs = parse_values(sizes["tg"] if sizes["tg"] is not None else 128, "--tg", minimum=1)
+            depth = sizes["depth"] if sizes["depth"] is not None else 0
+            cells = make_cells(pps, tgs, parse_values(depth, "--depth", minimum=0))
+    except WorkloadError as exc:
+        raise UsageError(str(exc)) from None
+    if prefix_cache and not cells:
+        raise UsageError("--prefix-cache needs a size grid (--pp) to send each prompt twice")
+    if prefix_cache and (len(levels) > 1 or levels[0] > 1):
+        raise UsageError("--prefix-cache sends one stream at a time: leave out -c")
+    if not cells and len(levels) == 1 and not slos:
+        return None, levels[0]
+    return Workload(cells, levels, slos, prefix_cache, localscore), levels[0]
+
+
+async def _contexts(plan: Plan, ollama_host: str | None) -> dict[str, int | None]:
+    """Each model's context length, as its backend describes it (``None``: unknown or the
+    backend cannot be asked now; the run itself will then say why)."""
+    from ..backends.base import BackendError
+
+    pool = BackendPool(ollama_host=ollama_host)
+    found: dict[str, int | None] = {}
+    try:
+        for spec in plan.models:
+            try:
+                info = await pool.for_spec(spec).describe(spec)
+                found[spec.label] = info.context_length
+            except (BackendError, OSError):
+                found[spec.label] = None
+    finally:
+        await pool.aclose()
+    return found
+
+
+def check_workload(plan: Plan, ollama_host: str | None) -> None:
+    """Before anything runs: LocalScore shapes that fit, cells beyond a model's context refused
+    (naming the value), and a context size that fits the largest cell."""
+    from ..engine.localscore import shapes
+    from ..engine.workload import grid_options
+
+    workload = plan.workload
+    if workload is None or not workload.cells:
+        return
+    contexts = asyncio.run(_contexts(plan, ollama_host))
+    if workload.localscore:
+        known = [c for c in contexts.values() if c]
+        workload.cells, workload.skipped = shapes(min(known) if known else None)
+        if not workload.cells:
+            raise UsageError("--localscore: none of LocalScore's shapes fits the models' context")
+        from ..engine.workload import cell_prompt
+
+        plan.prompts = [cell_prompt(c) for c in workload.cells]
+    try:
+        for label, context in contexts.items():
+            workload.check_context(label, context, plan.options.num_ctx)
+    except WorkloadError as exc:
+        raise UsageError(str(exc)) from None
+    plan.options = grid_options(plan.options, workload)
 
 
 class Progress:
@@ -210,7 +305,57 @@ async def _run(engine: Engine) -> SessionFinished:
             loop.remove_signal_handler(signal.SIGINT)
 
 
-def _write_outputs(args: argparse.Namespace, finished: SessionFinished, rows: list) -> None:
+def workload_report(plan: Plan, finished: SessionFinished) -> tuple[list[str], list[str]]:
+    """Text and Markdown blocks for a grid/sweep/LocalScore session (empty lists otherwise):
+    the llama-bench-shaped table, the sweep levels with goodput and the knee, the score."""
+    workload = plan.workload
+    if workload is None:
+        return [], []
+    from ..engine import goodput, localscore
+    from ..engine.report import llamabench_rows, workload_notes
+
+    records = [r.to_json() for r in finished.records]
+    text: list[str] = []
+    md: list[str] = []
+    bench = [[strip_controls(c) for c in row] for row in llamabench_rows(records)]
+    if len(bench) > 1:
+        text += ["", render_text(bench)]
+        md += ["", render_markdown(bench)]
+        text.append(
+            "t/s: the backend's own figure (llama.cpp perf counters, Ollama durations, llama.cpp "
+            "server timings); client t/s: measured from the stream. tgN @ dD: decoding after D "
+            "tokens of context."
+        )
+    if workload.sweep or workload.slos:
+        levels = goodput.levels(records, workload.slos)
+        rows = [[strip_controls(c) for c in row] for row in goodput.sweep_table(levels,
+                                                                             workload.slos)]
+        knees = []
+        if workload.sweep:
+            for (model, _host, prompt), sweep in goodput.sweeps(levels).items():
+                knees.append(f"{model} {prompt}: {goodput.knee(sweep).sentence}")
+        slo_line = ("SLOs: " + ", ".join(s.text for s in workload.slos)
+                    + " (goodput: output tok/s of the runs meeting every SLO)"
+                    if workload.slos else "")  # fmt: skip
+        text += ["", render_text(rows), *([slo_line] if slo_line else []), *knees]
+        md += ["", render_markdown(rows), *(["", slo_line] if slo_line else []),
+               *(f"- {k}" for k in knees)]  # fmt: skip
+    if workload.localscore:
+        results = localscore.score(records, workload.skipped)
+        lines = [f"LocalScore-formula score: {r.sentence()}" for r in results]
+        lines += [f"LocalScore: {s}" for s in workload.skipped]
+        text += ["", *lines]
+        md += ["", *(f"- {line}" for line in lines)]
+    notes = workload_notes(records)
+    if notes:
+        text += [""] + [f"note: {n}" for n in notes]
+        md += [""] + [f"- note: {n}" for n in notes]
+    return [strip_controls(t) for t in text], [strip_controls(m) for m in md]
+
+
+def _write_outputs(
+    args: argparse.Namespace, finished: SessionFinished, rows: list, extra_md: list[str] = ()
+) -> None:
     records = [r.to_json() for r in finished.records]
     if args.json:
         Path(args.json).write_text(
@@ -225,6 +370,8 @@ def _write_outputs(args: argparse.Namespace, finished: SessionFinished, rows: li
         text = render_markdown(rows) + "\n"
         if notes:
             text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+        if extra_md:
+            text += "\n".join(extra_md) + "\n"
         Path(args.markdown).write_text(text, encoding="utf-8")
 
 
@@ -277,6 +424,7 @@ def run_batch(args: argparse.Namespace) -> int:
     try:
         check_output_paths(args)
         plan = build_plan(args)
+        check_workload(plan, args.ollama_host)
         if args.fail_if and not args.baseline:
             raise UsageError("--fail-if needs --baseline SESSION_OR_FILE")
         if args.fail_if:
@@ -311,6 +459,9 @@ def run_batch(args: argparse.Namespace) -> int:
     print(render_text(rows))
     for note in footnotes(finished.groups):
         print(strip_controls(note))
+    extra_text, extra_md = workload_report(plan, finished)
+    for line in extra_text:
+        print(line)
     print(
         f"session {finished.session_id}"
         + ("" if store is None else f" stored in {db_path(args.data_dir)}")
@@ -322,7 +473,7 @@ def run_batch(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        _write_outputs(args, finished, rows)
+        _write_outputs(args, finished, rows, extra_md)
     except OSError as exc:
         print(f"llmbench: could not write the results file: {exc}", file=sys.stderr)
         return EXIT_FAILED

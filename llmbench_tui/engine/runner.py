@@ -8,7 +8,10 @@ CPU/GPU and distort each other's figures):
 
 1. cold runs, each preceded by an unload (stored with ``cold: true``, their own statistics group);
 2. warm-up runs (stored with ``warmup: true``, excluded from statistics);
-3. for every prompt, ``repetitions`` measured rounds of ``concurrency`` simultaneous streams.
+3. for every prompt, ``repetitions`` measured rounds of ``concurrency`` simultaneous streams;
+   with a workload (``engine.workload``: a size grid, a concurrency sweep, LocalScore), for every
+   grid cell and every level, ``repetitions`` rounds of ``level`` streams instead, each sending a
+   synthetic prompt built (and calibrated) before the round starts.
 
 A model whose backend cannot be reached or which does not exist fails once, is stored once as an
 error run with the backend's sentence, and its remaining runs are skipped; the other models go on.
@@ -30,6 +33,7 @@ from ..backends import BackendPool
 from ..backends.base import (
     BackendError,
     BackendTimeout,
+    ContextReady,
     FinalChunk,
     ModelNotFound,
     TextChunk,
@@ -40,6 +44,7 @@ from ..schema import ModelSpec, Options, PromptSpec, RunRecord, Suite, Tokens
 from .events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished, SessionStarted
 from .stats import summarize
 from .timing import NS, Arrivals, client_timings
+from .workload import Built, Cell, PromptBuilder, Workload, cell_prompt, record_fields
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,7 @@ class Plan:
     stall_timeout_s: float | None = None
     tags: list[str] = field(default_factory=list)
     name: str = "adhoc"
+    workload: Workload | None = None  # a size grid / sweep / LocalScore instead of ``prompts``
 
     @classmethod
     def from_suite(cls, suite: Suite) -> Plan:
@@ -77,6 +83,9 @@ class Plan:
         )
 
     def runs_per_model(self) -> int:
+        if self.workload is not None:
+            per_rep = self.workload.runs_per_round_set(len(self.prompts))
+            return self.cold + self.warmup + per_rep * self.repetitions
         return self.cold + self.warmup + len(self.prompts) * self.repetitions * self.concurrency
 
     def total_runs(self) -> int:
@@ -96,6 +105,7 @@ class Plan:
             "ttft_timeout_s": self.ttft_timeout_s,
             "stall_timeout_s": self.stall_timeout_s,
             "tags": self.tags,
+            **({"workload": self.workload.describe()} if self.workload else {}),
         }
 
 
@@ -109,6 +119,11 @@ class _Slot:
     warmup: bool = False
     cold: bool = False
     stream: int = 0
+    cell: Cell | None = None  # a grid cell: a synthetic prompt instead of ``prompt.text``
+    level: int | None = None  # the sweep level this run belongs to
+    repeat: bool = False  # prefix-cache mode: the second, cache-reusing run of a prompt
+    built: Built | None = None  # the synthetic prompt, built before the round starts
+    prep_error: BackendError | None = None
 
 
 @dataclass(slots=True)
@@ -151,6 +166,7 @@ class Engine:
         self._index = 0
         self._stored = True
         self._env: dict[str, Any] = {}
+        self._prompts = PromptBuilder()
 
     # ----------------------------------------------------------------- control
 
@@ -223,22 +239,73 @@ class Engine:
     async def _run_model(self, spec: ModelSpec) -> None:
         plan = self.plan
         first = plan.prompts[0]
+        cell = plan.workload.cells[0] if plan.workload else None  # warm-up/cold: the first cell
+        if cell is not None:
+            first = cell_prompt(cell)
         for i in range(plan.cold):
             if self._cancelled:
                 return
-            slot = _Slot(spec, plan.prompts[i % len(plan.prompts)], i, cold=True)
+            prompt = first if cell else plan.prompts[i % len(plan.prompts)]
+            slot = _Slot(spec, prompt, i, cold=True, cell=cell)
             if await self._unload(slot):
                 await self._round([slot])
         for i in range(plan.warmup):
             if self._cancelled:
                 return
-            await self._round([_Slot(spec, first, i, warmup=True)])
+            await self._round([_Slot(spec, first, i, warmup=True, cell=cell)])
+        if plan.workload is not None:
+            await self._run_workload(spec, plan.workload)
+            return
         for prompt in plan.prompts:
             for rep in range(plan.repetitions):
                 if self._cancelled:
                     return
                 slots = [_Slot(spec, prompt, rep, stream=s) for s in range(plan.concurrency)]
                 await self._round(slots)
+
+    async def _run_workload(self, spec: ModelSpec, workload: Workload) -> None:
+        """Every cell (or, for a sweep without a grid, every prompt), every level,
+        ``repetitions`` rounds of ``level`` streams; in prefix-cache mode each round is a prompt
+        sent twice (the second run reuses the cache on purpose)."""
+        units: list[tuple[PromptSpec, Cell | None]] = [(cell_prompt(c), c) for c in workload.cells]
+        for prompt, cell in units or [(p, None) for p in self.plan.prompts]:
+            for level in workload.levels:
+                for rep in range(self.plan.repetitions):
+                    if self._cancelled:
+                        return
+                    slots = [
+                        _Slot(spec, prompt, rep, stream=s, cell=cell, level=level)
+                        for s in range(level)
+                    ]
+                    await self._round(slots)
+                    if workload.prefix_cache and cell is not None and not self._cancelled:
+                        repeat = cell_prompt(cell, repeat=True)
+                        again = _Slot(spec, repeat, rep, cell=cell, level=level, repeat=True)
+                        again.built = slots[0].built
+                        await self._round([again])
+
+    async def _prepare(self, slots: list[_Slot]) -> None:
+        """Build the round's synthetic prompts (calibrating if need be) before any stream starts,
+        so no probe runs beside a measured stream."""
+        for slot in slots:
+            if slot.cell is None or self._cancelled:
+                continue
+            try:
+                backend = self.pool.for_spec(slot.spec)
+                options = self._options_for(slot.prompt, slot.cell)
+                slot.built = await self._prompts.build(
+                    backend,
+                    slot.spec,
+                    slot.cell,
+                    options,
+                    repeat_of=slot.built if slot.repeat else None,
+                )
+                if self.plan.workload and self.plan.workload.prefix_cache and not slot.repeat:
+                    slot.built.meta["cache_role"] = "first"
+            except BackendError as exc:
+                slot.prep_error = exc
+            except ValueError as exc:  # WorkloadError: no count to calibrate on
+                slot.prep_error = BackendError(f"cannot build the {slot.cell.test} prompt: {exc}")
 
     async def _unload(self, slot: _Slot) -> bool:
         """Unload before a cold run. When the backend cannot (OpenAI-compatible servers have
@@ -255,16 +322,24 @@ class Engine:
 
     async def _round(self, slots: list[_Slot]) -> None:
         """Run the slots' streams at once; aggregate throughput when there are several."""
+        await self._prepare(slots)
         outcomes = await asyncio.gather(*(self._run_one(s) for s in slots))
-        if len(slots) > 1:
+        sweep = self.plan.workload is not None and self.plan.workload.sweep
+        if len(slots) > 1 or (sweep and not (slots[0].warmup or slots[0].cold)):
             ok = [o.record for o in outcomes if o.record.status == "ok"]
             starts = [o.t_send for o in outcomes if o.t_send is not None]
             ends = [o.t_last for o in outcomes if o.t_last is not None]
             agg = None
             if ok and starts and ends and max(ends) > min(starts):
                 agg = sum(r.tokens.output or 0 for r in ok) / ((max(ends) - min(starts)) / NS)
+            span = (max(ends) - min(starts)) / NS if starts and ends else None
             for o in outcomes:
-                o.record.concurrent = {"streams": len(slots), "aggregate_tok_s": agg}
+                o.record.concurrent = {
+                    "streams": len(slots),
+                    "aggregate_tok_s": agg,
+                    "round_s": span,
+                    "round": slots[0].repetition,
+                }
         for o in outcomes:
             await self._finish(o.record, o.series)
         failed = [o.record for o in outcomes if o.model_failed]
@@ -308,21 +383,30 @@ class Engine:
                 plan.total_runs(),
             )
         )
-        options = self._options_for(prompt)
+        options = self._options_for(prompt, slot.cell)
         started_at = _utc_now()
         try:
             backend = self.pool.for_spec(spec)
             effective = backend.effective_options(spec, options)
+            if slot.cell is not None:
+                effective["prompt_format"] = "raw completion, no chat template"
+            if slot.prep_error is not None:
+                raise slot.prep_error
         except BackendError as exc:
             rec = self._error_record(slot, exc, run_id=run_id, started_at=started_at)
-            return _Outcome(rec, model_failed=True)
+            failed = slot.prep_error is None or isinstance(exc, Unreachable | ModelNotFound)
+            return _Outcome(rec, model_failed=failed)
         if self.telemetry is not None:
             self.telemetry.watch(spec, backend)
 
         t_send = now_ns()
         arrivals = Arrivals(t_send)
-        stream = backend.stream(spec, prompt.text, options)
-        task = asyncio.ensure_future(self._consume(stream, arrivals, run_id))
+        primed: dict[str, Any] = {}
+        if slot.built is not None:
+            stream = backend.stream_raw(spec, slot.built.raw, options)
+        else:
+            stream = backend.stream(spec, prompt.text, options)
+        task = asyncio.ensure_future(self._consume(stream, arrivals, run_id, primed))
         self._streams.add(task)
         status, error, final = "ok", None, None
         model_failed = False
@@ -370,6 +454,24 @@ class Engine:
         )
         if final is not None and final.done_reason:
             rec.done_reason = final.done_reason
+        if slot.cell is not None and slot.built is not None:
+            workload = self.plan.workload
+            rec.workload = record_fields(
+                slot.cell,
+                slot.built,
+                backend_kind=backend.kind,
+                grid=f"{self.session_id[:12]}-{workload.grid_id if workload else ''}",
+                prompt_reported=final.prompt_tokens if final else None,
+                output_tokens=tokens.output if status == "ok" else None,
+                cached_tokens=final.cached_tokens if final else None,
+                context_prime_s=primed.get("context_prime_s"),
+                localscore=bool(workload and workload.localscore),
+            )
+        if self.plan.workload is not None and self.plan.workload.slos:
+            from .goodput import judge
+
+            rec.slo = judge(rec.to_json(), self.plan.workload.slos)
+        t_send = arrivals.t_send  # moved past the primed context, if there was one
         series: dict[str, Any] = {"arrivals_s": arrivals.offsets_s()}
         if self.telemetry is not None:
             await self._add_telemetry(rec, series, spec, t_send, t_last)
@@ -393,8 +495,14 @@ class Engine:
         except Exception as exc:  # telemetry must never lose a run
             log.warning("telemetry for run %s failed: %s", rec.id, exc)
 
-    async def _consume(self, stream: Any, arrivals: Arrivals, run_id: str) -> FinalChunk | None:
-        """The hot loop: one pass per chunk, with TTFT and stall deadlines enforced here."""
+    async def _consume(
+        self, stream: Any, arrivals: Arrivals, run_id: str, primed: dict[str, Any] | None = None
+    ) -> FinalChunk | None:
+        """The hot loop: one pass per chunk, with TTFT and stall deadlines enforced here.
+
+        A ``ContextReady`` (raw prompts with earlier context) moves ``t_send`` to the instant the
+        context was in place and restarts the TTFT deadline; the priming time goes in ``primed``.
+        """
         plan = self.plan
         loop = asyncio.get_running_loop()
         ttft, stall = plan.ttft_timeout_s, plan.stall_timeout_s
@@ -420,6 +528,12 @@ class Engine:
                                 arrivals.ttft_s,
                             )
                         )
+                    elif type(item) is ContextReady:
+                        if primed is not None:
+                            primed["context_prime_s"] = (item.t_ns - arrivals.t_send) / NS
+                            primed["context_tokens"] = item.context_tokens
+                        arrivals.t_send = item.t_ns
+                        deadline.reschedule(loop.time() + ttft if ttft else None)
                     else:
                         final = item
         except TimeoutError:
@@ -437,11 +551,15 @@ class Engine:
             raise BackendError("the stream ended without its final chunk")
         return final
 
-    def _options_for(self, prompt: PromptSpec) -> Options:
-        """The plan's options with the prompt's own system prompt, if it has one."""
+    def _options_for(self, prompt: PromptSpec, cell: Cell | None = None) -> Options:
+        """The plan's options with the prompt's own system prompt, if it has one; a grid cell
+        asks for its ``tg`` tokens."""
+        options = self.plan.options
+        if cell is not None:
+            options = options.merged(Options(max_tokens=cell.tg))
         if prompt.system is None:
-            return self.plan.options
-        return self.plan.options.merged(Options(system=prompt.system))
+            return options
+        return options.merged(Options(system=prompt.system))
 
     def _record(self, slot: _Slot, run_id: str, started_at: str, **fields: Any) -> RunRecord:
         """The one place a run record is built, so error runs land in the same statistics group
@@ -459,7 +577,9 @@ class Engine:
             repetition=slot.repetition,
             warmup=slot.warmup,
             cold=slot.cold,
-            concurrency=self.plan.concurrency if not (slot.warmup or slot.cold) else 1,
+            concurrency=(slot.level or self.plan.concurrency)
+            if not (slot.warmup or slot.cold)
+            else 1,
             tags=sorted({*self.plan.tags, *prompt.tags}),
             **fields,
         )
@@ -472,7 +592,7 @@ class Engine:
         run_id: str | None = None,
         started_at: str | None = None,
     ) -> RunRecord:
-        options = self._options_for(slot.prompt)
+        options = self._options_for(slot.prompt, slot.cell)
         host, effective = slot.spec.host, options.model_dump(exclude_none=True)
         # As much context as the backend can still give (it may be the thing that failed).
         with contextlib.suppress(BackendError):
