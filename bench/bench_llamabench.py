@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -71,6 +72,8 @@ def build_llama_bench(version: str, cmake_args: str) -> Path:
     stamp = build / "llmbench-cmake-args.txt"
     if binary.exists() and stamp.exists() and stamp.read_text() == cmake_args:
         return binary
+    if build.exists():  # other options: start clean (CMake keeps cached ISA options otherwise)
+        shutil.rmtree(build)
     sh(["cmake", "-S", str(src / "vendor" / "llama.cpp"), "-B", str(build), "-G", "Ninja",
         "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=ON", "-DLLAMA_CURL=OFF",
         "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",

@@ -148,3 +148,15 @@ def test_suite_workload_table(ollama_server, tmp_path):
     bad.write_text('models = ["embedded"]\n[workload]\npp = [64]\nslo = ["ttft<=1"]\n')
     p = run_cli(["--batch", str(bad)], tmp_path)
     assert p.returncode == 2 and f"{bad}:4: field 'workload.slo'" in p.stderr
+
+
+def test_batch_sweep_of_plain_prompts(ollama_server, tmp_path):
+    out = tmp_path / "runs.json"
+    p = run_cli(["--batch", "-m", f"ollama:smollm-fake:135m@{ollama_server.url}", "-p", "hi",
+                 "-c", "1,2", "-n", "2", "--warmup", "0", "--no-store", "--json", str(out)],
+                tmp_path)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    records = json.loads(out.read_text())
+    assert [r["concurrency"] for r in records] == [1, 1, 2, 2, 2, 2]
+    assert all("workload" not in r and r["concurrent"]["round_s"] > 0 for r in records)
+    assert "agg tok/s" in p.stdout and "c=2" in p.stdout

@@ -420,6 +420,9 @@ def _generate(
         llm.reset()  # an empty KV cache: every run evaluates its whole prompt (module docstring)
     if context and len(context) < len(tokens):
         llm.eval(context)  # generate() below finds it as a cached prefix
+        # Wait for the evaluation to finish: llama.cpp books queued tokens in its perf counters
+        # at the next synchronization, which would otherwise come after the reset below.
+        llama_cpp.llama_synchronize(llm.ctx)
         emit(ContextReady(t_ns=now_ns(), context_tokens=len(context)))
     llama_cpp.llama_perf_context_reset(llm.ctx)
 

@@ -239,7 +239,7 @@ class Engine:
     async def _run_model(self, spec: ModelSpec) -> None:
         plan = self.plan
         first = plan.prompts[0]
-        cell = plan.workload.cells[0] if plan.workload else None  # warm-up/cold: the first cell
+        cell = plan.workload.cells[0] if plan.workload and plan.workload.cells else None
         if cell is not None:
             first = cell_prompt(cell)
         for i in range(plan.cold):
