@@ -80,7 +80,8 @@ def load_suite(path: str | Path) -> Suite:
             where = f"{path}:{line}" if line else str(path)
             problems.append(f"{where}: field '{field}': {err['msg']}")
         raise SuiteError("\n".join(problems)) from None
-    grid = suite.workload is not None and (suite.workload.pp or suite.workload.localscore)
+    w = suite.workload
+    grid = w is not None and (w.localscore or any(v is not None for v in (w.pp, w.tg, w.depth)))
     if not suite.prompts and not grid:  # a size grid makes its own synthetic prompts
         raise SuiteError(f"{path}: field 'prompts': the suite has no prompts ([[prompts]] tables)")
     ids = [p.id for p in suite.prompts]

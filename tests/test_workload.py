@@ -134,3 +134,21 @@ def test_record_fields_flag_what_a_reader_must_see():
                       localscore=False)  # fmt: skip
     assert w["exact_prompt"] and w["exact_output"] and w["cached_tokens"] == 300
     assert any("inflated" in f for f in w["flags"])
+
+
+def test_plan_from_a_suite_with_a_workload_table():
+    from llmbench_tui.engine.runner import Plan
+    from llmbench_tui.schema import Suite
+
+    suite = Suite.model_validate({"models": ["embedded"], "concurrency": 2,
+                                  "workload": {"pp": "64-128*2", "depth": [0, 256],
+                                               "slo": ["ttft_s<=1"]}})  # fmt: skip
+    plan = Plan.from_suite(suite)
+    assert [c.test for c in plan.workload.cells] == [
+        "pp64+tg128", "pp128+tg128", "pp64+tg128 @ d256", "pp128+tg128 @ d256"]  # fmt: skip
+    assert plan.workload.levels == [2] and [s.text for s in plan.workload.slos] == ["ttft_s<=1"]
+    assert plan.prompts[0].id == "pp64+tg128"
+    assert plan.runs_per_model() == plan.warmup + 4 * 2 * plan.repetitions
+    plain = Plan.from_suite(Suite.model_validate({"models": ["embedded"], "prompts": [
+        {"id": "a", "text": "hi"}]}))  # fmt: skip
+    assert plain.workload is None

@@ -160,3 +160,20 @@ def test_batch_sweep_of_plain_prompts(ollama_server, tmp_path):
     assert [r["concurrency"] for r in records] == [1, 1, 2, 2, 2, 2]
     assert all("workload" not in r and r["concurrent"]["round_s"] > 0 for r in records)
     assert "agg tok/s" in p.stdout and "c=2" in p.stdout
+
+
+def test_batch_localscore_runs_the_nine_shapes(ollama_server, tmp_path):
+    out = tmp_path / "runs.json"
+    p = run_cli(["--batch", "--localscore", "-m", f"ollama:smollm-fake:135m@{ollama_server.url}",
+                 "-n", "1", "--warmup", "0", "--no-store", "--json", str(out)], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "LocalScore-formula score:" in p.stdout and "9 of 9 shapes" in p.stdout
+    assert "LocalScore formula: 10 × cbrt(" in p.stdout
+    records = json.loads(out.read_text())
+    assert sorted(r["workload"]["test"] for r in records) == sorted(
+        f"pp{pp}+tg{tg}" for pp, tg in [(1024, 16), (4096, 256), (2048, 256), (2048, 768),
+                                         (1024, 1024), (1280, 3072), (384, 1152), (64, 1024),
+                                         (16, 1536)])  # fmt: skip
+    assert all(r["workload"]["localscore"] for r in records)
+    # Ollama cannot ignore end-of-sequence: the fake model's 22-token answer is flagged.
+    assert "Ollama has no ignore_eos" in p.stdout

@@ -119,3 +119,19 @@ async def test_grid_over_openai_uses_tokenize_completions_and_priming(server):
         assert not any("inflated" in f for f in deep.workload["flags"])  # expected: the depth
     else:
         assert any("did not report reusing" in f for f in deep.workload["flags"])
+
+
+@pytest.mark.slow
+async def test_grid_against_a_real_llama_cpp_server(llama_server):
+    """llama_cpp.server: /extras/tokenize fits the prompt exactly, min_tokens gets tg tokens."""
+    workload = Workload(make_cells([40], [6], [0]))
+    plan = Plan(models=[ModelSpec.parse(f"openai:smollm@{llama_server}")],
+                prompts=[cell_prompt(c) for c in workload.cells], repetitions=1, warmup=0,
+                options=Options(temperature=0.0), workload=workload)  # fmt: skip
+    fin = await Engine(plan).run()
+    (rec,) = fin.records
+    assert rec.status == "ok", rec.error
+    w = rec.workload
+    assert w["count_method"] == "tokenizer" and w["prompt_tokens_fitted"] == 40
+    assert w["exact_prompt"] is True
+    assert rec.tokens.output == 6 and w["exact_output"] is True

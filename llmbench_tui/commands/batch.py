@@ -24,9 +24,9 @@ from ..config import DEFAULT_MAX_TOKENS, DEFAULT_PROMPT, data_dir, db_path
 from ..engine.events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished
 from ..engine.report import footnotes, render_markdown, render_text, summary_table
 from ..engine.runner import Engine, Plan
-from ..engine.workload import Workload, WorkloadError
+from ..engine.workload import Workload, WorkloadError, cell_prompt
 from ..safe_text import strip_controls
-from ..schema import ModelSpec, Options, PromptSpec, Suite, WorkloadSpec
+from ..schema import ModelSpec, Options, PromptSpec, Suite
 from ..suite import SuiteError, load_suite
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REGRESSION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -79,8 +79,6 @@ def build_plan(args: argparse.Namespace) -> Plan:
     stall = args.stall_timeout or args.timeout or suite.stall_timeout_s
     workload, concurrency = build_workload(args, suite)
     if workload is not None and workload.cells:
-        from ..engine.workload import cell_prompt
-
         prompts = [cell_prompt(c) for c in workload.cells]
     return Plan(
         models=models,
@@ -100,90 +98,44 @@ def build_plan(args: argparse.Namespace) -> Plan:
 
 def build_workload(args: argparse.Namespace, suite: Suite) -> tuple[Workload | None, int]:
     """The size grid, sweep levels and SLOs from the flags over the suite's ``[workload]``, and
-    the plan's plain concurrency. ``None`` when the session is an ordinary one."""
-    from ..engine.goodput import parse_slo
-    from ..engine.localscore import SHAPES
-    from ..engine.workload import Cell, make_cells, parse_levels, parse_values
+    the plan's plain concurrency (``engine.workload.build_workload``)."""
+    from ..engine.workload import build_workload as build
 
-    ws = suite.workload or WorkloadSpec()
-    given = {"pp": args.pp, "tg": args.tg, "depth": args.depth}
-    sizes = {k: v if v is not None else getattr(ws, k) for k, v in given.items()}
     try:
-        if args.concurrency is not None:
-            levels = parse_levels(args.concurrency)
-        elif ws.concurrency is not None:
-            levels = parse_levels(ws.concurrency)
-        else:
-            levels = [suite.concurrency]
-        slos = [parse_slo(rule) for rule in (args.slo or ws.slo)]
-        localscore = bool(args.localscore or ws.localscore)
-        prefix_cache = bool(args.prefix_cache or ws.prefix_cache)
-        cells: list[Cell] = []
-        if localscore:
-            if any(v is not None for v in sizes.values()):
-                raise UsageError(
-                    "--localscore runs LocalScore's own nine shapes: leave out --pp/--tg/--depth"
-                )
-            cells = [Cell(pp, tg, 0) for pp, tg, _ in SHAPES]
-        elif any(v is not None for v in sizes.values()):
-            pps = parse_values(sizes["pp"] if sizes["pp"] is not None else 512, "--pp", minimum=1)
-            tgs = parse_values(sizes["tg"] if sizes["tg"] is not None else 128, "--tg", minimum=1)
-            depth = sizes["depth"] if sizes["depth"] is not None else 0
-            cells = make_cells(pps, tgs, parse_values(depth, "--depth", minimum=0))
+        return build(
+            suite.workload,
+            pp=args.pp,
+            tg=args.tg,
+            depth=args.depth,
+            concurrency=args.concurrency,
+            slos=args.slo,
+            localscore=args.localscore,
+            prefix_cache=args.prefix_cache,
+            default_concurrency=suite.concurrency,
+        )
     except WorkloadError as exc:
         raise UsageError(str(exc)) from None
-    if prefix_cache and not cells:
-        raise UsageError("--prefix-cache needs a size grid (--pp) to send each prompt twice")
-    if prefix_cache and (len(levels) > 1 or levels[0] > 1):
-        raise UsageError("--prefix-cache sends one stream at a time: leave out -c")
-    if not cells and len(levels) == 1 and not slos:
-        return None, levels[0]
-    return Workload(cells, levels, slos, prefix_cache, localscore), levels[0]
-
-
-async def _contexts(plan: Plan, ollama_host: str | None) -> dict[str, int | None]:
-    """Each model's context length, as its backend describes it (``None``: unknown or the
-    backend cannot be asked now; the run itself will then say why)."""
-    from ..backends.base import BackendError
-
-    pool = BackendPool(ollama_host=ollama_host)
-    found: dict[str, int | None] = {}
-    try:
-        for spec in plan.models:
-            try:
-                info = await pool.for_spec(spec).describe(spec)
-                found[spec.label] = info.context_length
-            except (BackendError, OSError):
-                found[spec.label] = None
-    finally:
-        await pool.aclose()
-    return found
 
 
 def check_workload(plan: Plan, ollama_host: str | None) -> None:
-    """Before anything runs: LocalScore shapes that fit, cells beyond a model's context refused
-    (naming the value), and a context size that fits the largest cell."""
-    from ..engine.localscore import shapes
-    from ..engine.workload import grid_options
+    """Before anything runs: the models' context lengths decide which LocalScore shapes run and
+    refuse cells that cannot fit (``engine.workload.fit_to_models``)."""
+    from ..engine.workload import fit_to_models, model_contexts
 
-    workload = plan.workload
-    if workload is None or not workload.cells:
+    if plan.workload is None or not plan.workload.cells:
         return
-    contexts = asyncio.run(_contexts(plan, ollama_host))
-    if workload.localscore:
-        known = [c for c in contexts.values() if c]
-        workload.cells, workload.skipped = shapes(min(known) if known else None)
-        if not workload.cells:
-            raise UsageError("--localscore: none of LocalScore's shapes fits the models' context")
-        from ..engine.workload import cell_prompt
 
-        plan.prompts = [cell_prompt(c) for c in workload.cells]
+    async def contexts() -> dict[str, int | None]:
+        pool = BackendPool(ollama_host=ollama_host)
+        try:
+            return await model_contexts(pool, plan.models)
+        finally:
+            await pool.aclose()
+
     try:
-        for label, context in contexts.items():
-            workload.check_context(label, context, plan.options.num_ctx)
+        fit_to_models(plan, asyncio.run(contexts()))
     except WorkloadError as exc:
         raise UsageError(str(exc)) from None
-    plan.options = grid_options(plan.options, workload)
 
 
 class Progress:

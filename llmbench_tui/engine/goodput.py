@@ -209,7 +209,8 @@ def levels(records: Iterable[dict[str, Any]], slos: list[Slo] | None = None) -> 
                 goodput_tok_s=good_tokens / wall if wall else None,
             )
         )
-    out.sort(key=lambda lv: (str(lv.model), str(lv.host), str(lv.prompt_id), lv.level))
+    first_seen = {key[:4]: i for i, key in reversed(list(enumerate(groups)))}
+    out.sort(key=lambda lv: (first_seen[(lv.model, lv.backend, lv.host, lv.prompt_id)], lv.level))
     return out
 
 

@@ -44,7 +44,15 @@ from ..schema import ModelSpec, Options, PromptSpec, RunRecord, Suite, Tokens
 from .events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished, SessionStarted
 from .stats import summarize
 from .timing import NS, Arrivals, client_timings
-from .workload import Built, Cell, PromptBuilder, Workload, cell_prompt, record_fields
+from .workload import (
+    Built,
+    Cell,
+    PromptBuilder,
+    Workload,
+    build_workload,
+    cell_prompt,
+    record_fields,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +76,13 @@ class Plan:
 
     @classmethod
     def from_suite(cls, suite: Suite) -> Plan:
+        """The suite as a plan; a ``[workload]`` becomes ``workload`` (call
+        ``workload.fit_to_models`` with the models' contexts before running it)."""
+        workload, _ = build_workload(suite.workload, default_concurrency=suite.concurrency)
+        prompts = [cell_prompt(c) for c in workload.cells] if workload and workload.cells else []
         return cls(
             models=[ModelSpec.parse(m) for m in suite.models],
-            prompts=list(suite.prompts),
+            prompts=prompts or list(suite.prompts),
             options=suite.options,
             repetitions=suite.repetitions,
             warmup=suite.warmup,
@@ -80,6 +92,7 @@ class Plan:
             stall_timeout_s=suite.stall_timeout_s,
             tags=list(suite.tags),
             name=suite.name,
+            workload=workload,
         )
 
     def runs_per_model(self) -> int:

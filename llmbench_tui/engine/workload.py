@@ -45,7 +45,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..schema import ModelSpec, Options, PromptSpec
+from ..schema import ModelSpec, Options, PromptSpec, WorkloadSpec
 
 MAX_PROBES = 3
 MIN_GRID_CTX = 2048
@@ -238,6 +238,94 @@ def grid_options(options: Options, workload: Workload) -> Options:
         return options
     needed = max(workload.context_needed(), MIN_GRID_CTX)
     return options.merged(Options(num_ctx=-(-needed // 256) * 256))
+
+
+def build_workload(
+    spec: WorkloadSpec | None,
+    *,
+    pp: Any = None,
+    tg: Any = None,
+    depth: Any = None,
+    concurrency: Any = None,
+    slos: Sequence[str] = (),
+    localscore: bool = False,
+    prefix_cache: bool = False,
+    default_concurrency: int = 1,
+) -> tuple[Workload | None, int]:
+    """The workload of a session from a suite's ``[workload]`` overlaid with command-line values
+    (any given here wins), and the plan's plain concurrency. ``None`` for an ordinary session
+    (no grid, one level, no SLO). Raises ``WorkloadError`` naming a bad value."""
+    from .goodput import parse_slo
+    from .localscore import SHAPES
+
+    ws = spec or WorkloadSpec()
+    sizes = {
+        "pp": pp if pp is not None else ws.pp,
+        "tg": tg if tg is not None else ws.tg,
+        "depth": depth if depth is not None else ws.depth,
+    }
+    if concurrency is not None:
+        levels = parse_levels(concurrency)
+    elif ws.concurrency is not None:
+        levels = parse_levels(ws.concurrency)
+    else:
+        levels = [default_concurrency]
+    rules = [parse_slo(rule) for rule in (slos or ws.slo)]
+    localscore = bool(localscore or ws.localscore)
+    prefix_cache = bool(prefix_cache or ws.prefix_cache)
+    cells: list[Cell] = []
+    if localscore:
+        if any(v is not None for v in sizes.values()):
+            raise WorkloadError(
+                "--localscore runs LocalScore's own nine shapes: leave out --pp/--tg/--depth"
+            )
+        cells = [Cell(p, t, 0) for p, t, _ in SHAPES]
+    elif any(v is not None for v in sizes.values()):
+        pps = parse_values(sizes["pp"] if sizes["pp"] is not None else 512, "--pp", minimum=1)
+        tgs = parse_values(sizes["tg"] if sizes["tg"] is not None else 128, "--tg", minimum=1)
+        deep = sizes["depth"] if sizes["depth"] is not None else 0
+        cells = make_cells(pps, tgs, parse_values(deep, "--depth", minimum=0))
+    if prefix_cache and not cells:
+        raise WorkloadError("--prefix-cache needs a size grid (--pp) to send each prompt twice")
+    if prefix_cache and (len(levels) > 1 or levels[0] > 1):
+        raise WorkloadError("--prefix-cache sends one stream at a time: leave out -c")
+    if not cells and len(levels) == 1 and not rules:
+        return None, levels[0]
+    return Workload(cells, levels, rules, prefix_cache, localscore), levels[0]
+
+
+async def model_contexts(pool: Any, models: Sequence[ModelSpec]) -> dict[str, int | None]:
+    """Each model's context length as its backend describes it; ``None`` when unknown or the
+    backend cannot be asked now (the run itself will then say why)."""
+    from ..backends.base import BackendError
+
+    found: dict[str, int | None] = {}
+    for spec in models:
+        try:
+            found[spec.label] = (await pool.for_spec(spec).describe(spec)).context_length
+        except (BackendError, OSError):
+            found[spec.label] = None
+    return found
+
+
+def fit_to_models(plan: Any, contexts: dict[str, int | None]) -> None:
+    """Before anything runs: keep the LocalScore shapes that fit the smallest known context
+    (naming the others), refuse cells beyond a model's context or ``num_ctx`` (``WorkloadError``
+    naming the value), and give the plan a context size that fits the largest cell."""
+    from .localscore import shapes
+
+    workload = plan.workload
+    if workload is None or not workload.cells:
+        return
+    if workload.localscore:
+        known = [c for c in contexts.values() if c]
+        workload.cells, workload.skipped = shapes(min(known) if known else None)
+        if not workload.cells:
+            raise WorkloadError("--localscore: none of LocalScore's shapes fits the context")
+    plan.prompts = [cell_prompt(c) for c in workload.cells]
+    for label, context in contexts.items():
+        workload.check_context(label, context, plan.options.num_ctx)
+    plan.options = grid_options(plan.options, workload)
 
 
 # ----------------------------------------------------------------------------------- text
