@@ -261,8 +261,9 @@ class GGUFBackend:
             messages = chat_messages(prompt, options, history)
             _generate(loaded, _prompt_tokens(loaded, messages), settings, load_s, stop, emit)
 
-        async for item in self._run(spec, options, job):
-            yield item
+        async with contextlib.aclosing(self._run(spec, options, job)) as items:
+            async for item in items:  # closed with this stream: the worker stops at once
+                yield item
 
     async def stream_raw(
         self, spec: ModelSpec, prompt: RawPrompt, options: Options
@@ -290,8 +291,9 @@ class GGUFBackend:
                 reset=not prompt.reuse_cache,
             )
 
-        async for item in self._run(spec, options, job):
-            yield item
+        async with contextlib.aclosing(self._run(spec, options, job)) as items:
+            async for item in items:  # closed with this stream: the worker stops at once
+                yield item
 
     async def tokenize(self, spec: ModelSpec, text: str, options: Options) -> list[int] | None:
         """``text`` as a raw prompt: the GGUF's own vocabulary, BOS included when it adds one."""
