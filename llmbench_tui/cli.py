@@ -66,7 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--repetitions", type=_int_min(1), help="measured runs per prompt")
     p.add_argument("--warmup", type=_int_min(0), help="warm-up runs per model (default 1)")
     p.add_argument("--cold", type=_int_min(0), help="cold runs per model (model unloaded first)")
-    p.add_argument("-c", "--concurrency", type=_int_min(1), help="simultaneous streams per model")
+    p.add_argument("-c", "--concurrency", metavar="N_OR_LIST",
+                   help="simultaneous streams per model; a list (1,2,4,8) sweeps the levels")
+    p.add_argument("--pp", metavar="LIST", help="size grid: prompt tokens per cell, e.g. "
+                   "64,512,2048 or llama-bench ranges 64-2048*2, 0-4096+1024")
+    p.add_argument("--tg", metavar="LIST", help="size grid: tokens to generate (default 128)")
+    p.add_argument("--depth", metavar="LIST",
+                   help="size grid: tokens of earlier context before the prompt (default 0)")
+    p.add_argument("--slo", action="append", default=[], metavar="RULE",
+                   help='service-level objective for goodput, e.g. "ttft_s<=0.5" (repeatable)')
+    p.add_argument("--prefix-cache", action="store_true",
+                   help="size grid: send each prompt twice and report the cache-reusing run apart")
+    p.add_argument("--localscore", action="store_true",
+                   help="run Mozilla LocalScore's nine shapes and score with its formula")
     p.add_argument("--timeout", type=_float_pos, metavar="S",
                    help="sets both --ttft-timeout and --stall-timeout")
     p.add_argument("--ttft-timeout", type=_float_pos, metavar="S")

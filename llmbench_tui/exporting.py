@@ -29,7 +29,13 @@ from llmbench_tui.schema import get_path
 from llmbench_tui.store import SERIES, normalize_tables
 from llmbench_tui.store.journal import AtomicJSONStorage, CorruptDatabase, parse_tables
 
-FORMATS = ("json", "jsonl", "csv", "md")
+FORMATS = ("json", "jsonl", "csv", "md", "bench-json", "bench-csv", "bench-md")
+# bench-*: the size-grid runs as llama-bench's table (engine.report.llamabench_results), one row
+# per (model, backend, host, test) with t/s mean ± stdev and n, instead of one row per run.
+_BENCH_COLUMNS = (
+    "model", "backend", "host", "concurrency", "test", "n_prompt", "n_gen", "n_depth",
+    "avg_ts", "stddev_ts", "client_avg_ts", "client_stddev_ts", "n",
+)  # fmt: skip
 _LEAD_COLUMNS = (
     "id", "session_id", "started_at", "model", "model_spec", "backend", "host", "prompt_id",
     "status", "error", "warmup", "cold", "repetition", "concurrency",
@@ -146,8 +152,28 @@ def render(records: list[dict[str, Any]], fmt: str) -> str:
         return orjson.dumps(records, option=orjson.OPT_INDENT_2).decode() + "\n"
     if fmt == "jsonl":
         return "".join(orjson.dumps(r).decode() + "\n" for r in records)
+    if fmt.startswith("bench-"):
+        return _bench(records, fmt)
     buf = io.StringIO()
     (_csv if fmt == "csv" else _md)(records, buf)
+    return buf.getvalue()
+
+
+def _bench(records: list[dict[str, Any]], fmt: str) -> str:
+    """The llama-bench-shaped table of the grid runs among ``records``."""
+    from llmbench_tui.engine.report import llamabench_results, llamabench_rows, render_markdown
+
+    if fmt == "bench-md":
+        rows = llamabench_rows(records)
+        return render_markdown([[strip_controls(c) for c in row] for row in rows]) + "\n"
+    rows = [{k: e[k] for k in _BENCH_COLUMNS} for e in llamabench_results(records)]
+    if fmt == "bench-json":
+        return orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n"
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(_BENCH_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
     return buf.getvalue()
 
 

@@ -22,6 +22,7 @@ from .quality import CheckResult as CheckResult
 from .quality import CheckSpec, Fixture, FixtureError, Quality, load_fixture
 from .quality.judge import one_judge_check
 from .specs import Backend, ModelSpec
+from .workload_syntax import parse_levels, parse_slo, parse_values
 
 SCHEMA_VERSION = 1
 
@@ -117,6 +118,44 @@ def _load_fixture(folder: str, context: Any) -> Fixture:
         raise ValueError(str(exc)) from None
 
 
+Sizes = int | str | list[int | str] | None
+
+
+class WorkloadSpec(BaseModel):
+    """A suite's ``[workload]`` table: a llama-bench-style size grid, a concurrency sweep, SLOs
+    (``engine.workload``, ``engine.goodput``). Sizes are lists or llama-bench ranges
+    (``"64-2048*2"``); the command line's ``--pp/--tg/--depth/-c/--slo`` override them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pp: Sizes = None
+    tg: Sizes = None
+    depth: Sizes = None
+    concurrency: Sizes = None  # levels of a sweep, e.g. [1, 2, 4, 8]
+    slo: list[str] = Field(default_factory=list)  # e.g. ["ttft_s<=0.5", "itl_p90_s<=0.05"]
+    prefix_cache: bool = False
+    localscore: bool = False
+
+    @field_validator("pp", "tg", "depth", "concurrency")
+    @classmethod
+    def _sizes(cls, value: Sizes, info: Any) -> Sizes:
+        if value is None:
+            return value
+        if info.field_name == "concurrency":
+            parse_levels(value)
+        else:
+            minimum = 0 if info.field_name == "depth" else 1
+            parse_values(value, info.field_name, minimum=minimum)
+        return value
+
+    @field_validator("slo")
+    @classmethod
+    def _slos(cls, value: list[str]) -> list[str]:
+        for rule in value:
+            parse_slo(rule)
+        return value
+
+
 class Suite(BaseModel):
     """A benchmark plan as written in a TOML suite file (see ``examples/``)."""
 
@@ -147,6 +186,7 @@ class Suite(BaseModel):
         if value is not None:
             ModelSpec.parse(value)
         return value
+    workload: WorkloadSpec | None = None
 
     @field_validator("models")
     @classmethod

@@ -43,7 +43,9 @@ def load_suite(path: str | Path) -> Suite:
         suite = Suite.model_validate(data, context={"base_dir": path.parent})
     except ValidationError as exc:
         raise SuiteError(validation_message(exc, path, text)) from None
-    if not suite.prompts and not suite.conversations:
+    w = suite.workload
+    grid = w is not None and (w.localscore or any(v is not None for v in (w.pp, w.tg, w.depth)))
+    if not suite.prompts and not suite.conversations and not grid:  # a grid makes its own prompts
         raise SuiteError(f"{path}: field 'prompts': the suite has no prompts ([[prompts]] tables) "
                          "and no conversations ([[conversations]] tables)")
     conv_ids = [c.id for c in suite.conversations]

@@ -15,6 +15,13 @@ server figures can be checked against client figures. ``replies`` scripts a diff
 each request in turn (a judge giving verdicts, a conversation's turns) and ``fault_on`` limits the
 fault to some requests (the second turn of a conversation fails).
 
+Token counting (``prompt_eval_count``) follows one documented rule, ``count_tokens``: a text is
+split at whitespace and each word counts one token per started 4 characters (``"the"`` 1,
+``"people"`` 2, ``"mountains"`` 3). A chat request counts each message's content plus 4 tokens
+of template per message; ``/api/generate`` counts the prompt and the system prompt plus 4 tokens
+of template, and with ``raw: true`` (no template) the prompt alone. Prompts are never truncated
+to ``num_ctx``. Calibration tests rely on this rule holding exactly.
+
 Every request is recorded in ``server.requests`` (``Recorded``) so tests can assert on what the
 client sent (``think`` present or not, options) and on what happened (``outcome``, tokens sent).
 
@@ -71,6 +78,15 @@ DEFAULT_ANSWER = (
     "The sky looks blue because air molecules scatter short blue wavelengths of sunlight "
     "far more than red ones ."
 )
+
+
+TEMPLATE_TOKENS = 4  # what the (pretend) chat template adds per message
+
+
+def count_tokens(text: str) -> int:
+    """The server's tokenizer (module docstring): per whitespace-separated word, one token per
+    started 4 characters."""
+    return sum(-(-len(word) // 4) for word in text.split())
 
 
 def _words(text: str) -> list[str]:
@@ -566,11 +582,15 @@ class OllamaTestServer:
         if chat:
             messages = body.get("messages") or []
             empty = not messages
-            prompt_tokens = sum(len(str(m.get("content") or "").split()) + 4 for m in messages)
+            prompt_tokens = sum(
+                count_tokens(str(m.get("content") or "")) + TEMPLATE_TOKENS for m in messages
+            )
         else:
             text = str(body.get("prompt") or "")
             empty = not text
-            prompt_tokens = len(text.split()) + len(str(body.get("system") or "").split()) + 4
+            prompt_tokens = count_tokens(text)
+            if not body.get("raw"):  # the template wraps the system prompt and the prompt
+                prompt_tokens += count_tokens(str(body.get("system") or "")) + TEMPLATE_TOKENS
 
         if model.fault == "busy":
             raise _Request(503, BUSY_MESSAGE)

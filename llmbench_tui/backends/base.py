@@ -45,9 +45,42 @@ class FinalChunk:
     output_tokens: int | None = None
     server: ServerStats | None = None
     done_reason: str | None = None
+    # Prompt tokens the server took from its cache instead of evaluating (llama.cpp
+    # ``timings.cache_n``, OpenAI ``usage.prompt_tokens_details.cached_tokens``); None: not said.
+    cached_tokens: int | None = None
 
 
-StreamItem = TextChunk | FinalChunk
+@dataclass(slots=True)
+class ContextReady:
+    """In a raw stream with earlier context (``RawPrompt.context``): that context is now in the
+    model's cache (evaluated in-process, or sent to the server as a priming request) and the
+    measured request starts at ``t_ns``. The engine moves the run's ``t_send`` here, as llama-bench
+    does not time its ``-d`` depth either; the priming time is recorded apart."""
+
+    t_ns: int
+    context_tokens: int | None = None
+
+
+@dataclass(slots=True)
+class RawPrompt:
+    """A synthetic prompt sent as raw completion, with no chat template (llama-bench's pp512 is 512
+    raw tokens). ``text`` is the whole prompt; ``context`` its leading part, primed before timing
+    (empty: none); ``token_ids``/``context_ids`` the exact tokens, when the caller tokenized with
+    the backend's own tokenizer (the in-process engine then evaluates them as they are).
+    ``ignore_eos``: generate ``max_tokens`` tokens even past end-of-sequence where the backend can.
+    ``reuse_cache``: keep what the backend has cached (prefix-cache mode) instead of starting
+    from an empty cache."""
+
+    text: str
+    max_tokens: int
+    context: str = ""
+    token_ids: list[int] | None = None
+    context_ids: list[int] | None = None
+    ignore_eos: bool = True
+    reuse_cache: bool = False
+
+
+StreamItem = TextChunk | FinalChunk | ContextReady
 
 # One chat message as every backend sends it: {"role": "system"|"user"|"assistant", "content"}.
 Message = dict[str, str]
@@ -149,6 +182,25 @@ class Backend(Protocol):
         The request is sent when iteration starts. Closing the iterator early (``aclose``, or
         cancellation of the awaiting task) must stop generation on the backend's side too.
         """
+        ...
+
+    def stream_raw(
+        self, spec: ModelSpec, prompt: RawPrompt, options: Options
+    ) -> AsyncIterator[StreamItem]:
+        """Generate from a raw prompt (no chat template): a ``ContextReady`` first when
+        ``prompt.context`` is set, then ``TextChunk``s and one ``FinalChunk``, like ``stream``."""
+        ...
+
+    async def tokenize(self, spec: ModelSpec, text: str, options: Options) -> list[int] | None:
+        """``text`` as the model's own tokenizer splits it as a raw prompt (BOS included when the
+        model adds one), without generating; ``None`` when the backend has no tokenizer to ask."""
+        ...
+
+    async def probe_prompt_tokens(
+        self, spec: ModelSpec, text: str, options: Options
+    ) -> int | None:
+        """Send ``text`` as a raw prompt for one output token and return the prompt token count
+        the server reports (calibration without a tokenizer); ``None`` if it reports none."""
         ...
 
     async def unload(self, spec: ModelSpec) -> None:

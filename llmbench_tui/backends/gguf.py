@@ -21,6 +21,12 @@ Choices a reader of the figures should know:
   ``Llama`` is single-sequence). Concurrency figures for GGUF therefore show queueing, not
   batching.
 - ``think`` and ``keep_alive`` do not apply in-process and are reported as not applied.
+- Raw prompts (``stream_raw``, the synthetic prompts of size grids) skip the chat template and
+  are evaluated as the exact token ids the caller fitted with ``tokenize``; earlier context
+  (``RawPrompt.context_ids``) is evaluated first, then the perf counters are reset and
+  ``ContextReady`` is sent, so the prefill figure covers the ``pp`` tokens alone at that depth —
+  llama-bench's ``-d``. End-of-generation tokens do not stop a raw run that asks for exactly
+  ``max_tokens`` (``ignore_eos``); they are counted like any other token.
 """
 
 from __future__ import annotations
@@ -44,9 +50,11 @@ from .. import config
 from ..schema import ModelSpec, Options, ServerStats
 from .base import (
     BackendError,
+    ContextReady,
     FinalChunk,
     Message,
     ModelInfo,
+    RawPrompt,
     StreamItem,
     TextChunk,
     chat_messages,
@@ -249,6 +257,62 @@ class GGUFBackend:
         *,
         history: Sequence[Message] = (),
     ) -> AsyncIterator[StreamItem]:
+        def job(loaded: _Loaded, settings: dict[str, Any], load_s: float | None, stop, emit):
+            messages = chat_messages(prompt, options, history)
+            _generate(loaded, _prompt_tokens(loaded, messages), settings, load_s, stop, emit)
+
+        async with contextlib.aclosing(self._run(spec, options, job)) as items:
+            async for item in items:  # closed with this stream: the worker stops at once
+                yield item
+
+    async def stream_raw(
+        self, spec: ModelSpec, prompt: RawPrompt, options: Options
+    ) -> AsyncIterator[StreamItem]:
+        """A raw prompt as exact tokens (module docstring); ``max_tokens`` from the prompt."""
+        options = options.merged(Options(max_tokens=prompt.max_tokens))
+
+        def job(loaded: _Loaded, settings: dict[str, Any], load_s: float | None, stop, emit):
+            llm = loaded.llm
+            tokens = prompt.token_ids or _raw_tokens(llm, prompt.text)
+            context = prompt.context_ids
+            if context is None and prompt.context:
+                context = _raw_tokens(llm, prompt.context)
+                if tokens[: len(context)] != context:
+                    context = None  # cannot prime a prefix that is not one
+            _generate(
+                loaded,
+                tokens,
+                settings,
+                load_s,
+                stop,
+                emit,
+                context=context or None,
+                ignore_eos=prompt.ignore_eos,
+                reset=not prompt.reuse_cache,
+            )
+
+        async with contextlib.aclosing(self._run(spec, options, job)) as items:
+            async for item in items:  # closed with this stream: the worker stops at once
+                yield item
+
+    async def tokenize(self, spec: ModelSpec, text: str, options: Options) -> list[int] | None:
+        """``text`` as a raw prompt: the GGUF's own vocabulary, BOS included when it adds one."""
+        path = self.model_path(spec)
+        n_ctx = await asyncio.to_thread(self._n_ctx, path, options)
+        loaded, _ = await asyncio.to_thread(self._load, path, n_ctx)
+        return await asyncio.to_thread(_raw_tokens, loaded.llm, text)
+
+    async def probe_prompt_tokens(
+        self, spec: ModelSpec, text: str, options: Options
+    ) -> int | None:
+        """In-process the tokenizer is exact; nothing needs generating to count."""
+        tokens = await self.tokenize(spec, text, options)
+        return None if tokens is None else len(tokens)
+
+    async def _run(
+        self, spec: ModelSpec, options: Options, job: Callable[..., None]
+    ) -> AsyncIterator[StreamItem]:
+        """Run ``job`` on a worker thread holding the model's lock; yield what it emits."""
         path = self.model_path(spec)
         n_ctx = await asyncio.to_thread(self._n_ctx, path, options)
         loaded, load_s = await asyncio.to_thread(self._load, path, n_ctx)
@@ -266,8 +330,7 @@ class GGUFBackend:
             try:
                 with loaded.lock:
                     if not stop.is_set():
-                        messages = chat_messages(prompt, options, history)
-                        _generate(loaded, messages, settings, load_s, stop, emit)
+                        job(loaded, settings, load_s, stop, emit)
             except BackendError as exc:
                 emit(exc)
             except Exception as exc:  # llama.cpp failures surface as plain exceptions
@@ -307,6 +370,11 @@ def _formatter(llm: llama_cpp.Llama) -> Jinja2ChatFormatter | None:
     )
 
 
+def _raw_tokens(llm: llama_cpp.Llama, text: str) -> list[int]:
+    """A raw prompt's tokens: no template, BOS when the model adds one, special text as text."""
+    return llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+
+
 def _prompt_tokens(loaded: _Loaded, messages: list[Message]) -> list[int]:
     """The conversation as the model's own chat template renders it; a base model without a
     template gets the messages' contents joined by blank lines."""
@@ -322,16 +390,24 @@ def _prompt_tokens(loaded: _Loaded, messages: list[Message]) -> list[int]:
 
 def _generate(
     loaded: _Loaded,
-    messages: list[Message],
+    tokens: list[int],
     settings: dict[str, Any],
     load_s: float | None,
     stop: threading.Event,
     emit: Callable[[StreamItem], None],
+    *,
+    context: list[int] | None = None,
+    ignore_eos: bool = False,
+    reset: bool = True,
 ) -> None:
-    """The token loop, on the worker thread, holding the model's lock."""
+    """The token loop, on the worker thread, holding the model's lock.
+
+    ``context``: a prefix of ``tokens`` evaluated first, untimed (``ContextReady`` marks its end);
+    ``ignore_eos``: end-of-generation tokens do not end the run; ``reset=False`` keeps the KV
+    cache, so a prompt already evaluated is reused (prefix-cache mode).
+    """
     llm = loaded.llm
     t0 = time.perf_counter()
-    tokens = _prompt_tokens(loaded, messages)
     n_ctx = min(llm.n_ctx(), len(llm.input_ids))  # equal unless llama.cpp pads differently
     if len(tokens) >= n_ctx:
         raise BackendError(
@@ -342,7 +418,14 @@ def _generate(
     max_tokens = min(settings["max_tokens"] or room, room)
     vocab = llama_cpp.llama_model_get_vocab(llm.model)
     llm.set_seed(settings["seed"] if settings["seed"] is not None else llama_cpp.LLAMA_DEFAULT_SEED)
-    llm.reset()  # an empty KV cache: every run evaluates its whole prompt (module docstring)
+    if reset:
+        llm.reset()  # an empty KV cache: every run evaluates its whole prompt (module docstring)
+    if context and len(context) < len(tokens):
+        llm.eval(context)  # generate() below finds it as a cached prefix
+        # Wait for the evaluation to finish: llama.cpp books queued tokens in its perf counters
+        # at the next synchronization, which would otherwise come after the reset below.
+        llama_cpp.llama_synchronize(llm.ctx)
+        emit(ContextReady(t_ns=now_ns(), context_tokens=len(context)))
     llama_cpp.llama_perf_context_reset(llm.ctx)
 
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -359,7 +442,7 @@ def _generate(
         if stop.is_set():
             done_reason = "cancelled"
             break
-        if llama_cpp.llama_vocab_is_eog(vocab, token):
+        if llama_cpp.llama_vocab_is_eog(vocab, token) and not ignore_eos:
             break
         produced += 1
         pending += 1  # tokens that ended inside a multi-byte character wait for the next text

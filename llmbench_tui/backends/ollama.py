@@ -30,11 +30,13 @@ from .base import (
     BackendError,
     BackendTimeout,
     BadRequest,
+    ContextReady,
     FinalChunk,
     Message,
     ModelInfo,
     ModelNotFound,
     ProtocolError,
+    RawPrompt,
     ServerBusy,
     StreamItem,
     TextChunk,
@@ -355,6 +357,74 @@ class OllamaBackend:
         except Exception as exc:
             raise await self._translate(exc, spec.name) from exc
         raise ProtocolError(f"the stream from Ollama at {self.host} ended without a final chunk")
+
+    async def stream_raw(
+        self, spec: ModelSpec, prompt: RawPrompt, options: Options
+    ) -> AsyncIterator[StreamItem]:
+        """``/api/generate`` with ``raw: true`` (no template), streamed; earlier context is sent
+        first as a one-token generation so Ollama's prompt cache holds it. Ollama has no
+        ``ignore_eos``: the model may stop before ``max_tokens`` (the engine records the count)."""
+        options = options.merged(Options(max_tokens=prompt.max_tokens))
+        sent = self._request_options(options) or None
+        try:
+            if prompt.context:
+                await self._raw_once(spec, prompt.context, options)
+                yield ContextReady(t_ns=now_ns())
+            parts = await self._client.generate(
+                model=spec.name,
+                prompt=prompt.text,
+                raw=True,
+                stream=True,
+                options=sent,
+                keep_alive=options.keep_alive,
+            )
+            try:
+                async for part in parts:
+                    t_ns = now_ns()
+                    text = part.response or ""
+                    thinking = part.thinking or ""
+                    if text or thinking:
+                        yield TextChunk(t_ns=t_ns, text=text, thinking=thinking)
+                    if part.done:
+                        yield FinalChunk(
+                            t_ns=t_ns,
+                            prompt_tokens=part.prompt_eval_count,
+                            output_tokens=part.eval_count,
+                            server=server_stats(part),  # type: ignore[arg-type]
+                            done_reason=part.done_reason,
+                        )
+                        return
+            finally:
+                await parts.aclose()
+        except Exception as exc:
+            raise await self._translate(exc, spec.name) from exc
+        raise ProtocolError(f"the stream from Ollama at {self.host} ended without a final chunk")
+
+    async def _raw_once(self, spec: ModelSpec, text: str, options: Options) -> Any:
+        """One raw generation of a single token, not streamed (priming and calibration)."""
+        one = self._request_options(options.merged(Options(max_tokens=1)))
+        return await self._client.generate(
+            model=spec.name,
+            prompt=text,
+            raw=True,
+            stream=False,
+            options=one,
+            keep_alive=options.keep_alive,
+        )
+
+    async def tokenize(self, spec: ModelSpec, text: str, options: Options) -> list[int] | None:
+        """Ollama's API has no tokenizer: prompts are calibrated (``probe_prompt_tokens``)."""
+        return None
+
+    async def probe_prompt_tokens(
+        self, spec: ModelSpec, text: str, options: Options
+    ) -> int | None:
+        """``prompt_eval_count`` of a one-token raw generation of ``text``."""
+        try:
+            reply = await self._raw_once(spec, text, options)
+        except Exception as exc:
+            raise await self._translate(exc, spec.name) from exc
+        return reply.prompt_eval_count
 
     async def unload(self, spec: ModelSpec) -> None:
         """An empty chat with ``keep_alive: 0``: Ollama's documented way to unload a model."""

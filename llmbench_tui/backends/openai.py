@@ -16,6 +16,14 @@ What a stream becomes:
 
 OpenAI-compatible servers have no unload, so cold runs are impossible here; ``unload`` says so
 with a ``BackendError`` that the engine stores with the run.
+
+Raw prompts (``stream_raw``, size grids) go to ``/v1/completions`` (no chat template) with
+``ignore_eos`` (llama.cpp, vLLM) and ``min_tokens`` (vLLM, ``llama_cpp.server``) so exactly
+``max_tokens`` come back where the server supports either. Earlier context is sent first as a
+priming completion of one token, so a server that caches prefixes (llama.cpp) holds it when the
+measured request starts. ``tokenize`` asks llama.cpp's ``/tokenize``, vLLM's ``/tokenize`` or
+``llama_cpp.server``'s ``/extras/tokenize``, whichever answers; cached prompt tokens come from
+``usage.prompt_tokens_details.cached_tokens`` or llama.cpp's ``timings.cache_n``.
 """
 
 from __future__ import annotations
@@ -30,11 +38,13 @@ from ..schema import ModelSpec, Options, ServerStats
 from .base import (
     BackendError,
     BadRequest,
+    ContextReady,
     FinalChunk,
     Message,
     ModelInfo,
     ModelNotFound,
     ProtocolError,
+    RawPrompt,
     ServerBusy,
     StreamItem,
     TextChunk,
@@ -118,6 +128,8 @@ class OpenAIBackend:
         self.host: str | None = base_url
         self._api = api_root(base_url)
         self._client = httpx.AsyncClient(timeout=_TIMEOUT)
+        # The tokenizer endpoint that answered; False: not looked for yet; None: there is none.
+        self._tokenizer: tuple[str, str] | bool | None = False
 
     # -- discovery ---------------------------------------------------------------------------
 
@@ -204,13 +216,88 @@ class OpenAIBackend:
         history: Sequence[Message] = (),
     ) -> AsyncIterator[StreamItem]:
         body = self._body(spec, prompt, options, history)
+        async for item in self._stream("/chat/completions", body, spec):
+            yield item
+
+    def _raw_body(self, spec: ModelSpec, prompt: str, options: Options, n: int) -> dict[str, Any]:
+        body = self.effective_options(spec, options)
+        body.pop("not_applied", None)
+        body.update(model=spec.name, prompt=prompt, max_tokens=n)
+        return body
+
+    async def stream_raw(
+        self, spec: ModelSpec, prompt: RawPrompt, options: Options
+    ) -> AsyncIterator[StreamItem]:
+        """``/v1/completions`` streamed, after a priming completion of the context, if any."""
+        if prompt.context:
+            prime = self._raw_body(spec, prompt.context, options, 1)
+            await self._post(f"{self._api}/completions", prime, spec)
+            yield ContextReady(t_ns=now_ns())
+        body = self._raw_body(spec, prompt.text, options, prompt.max_tokens)
+        if prompt.ignore_eos:
+            body.update(ignore_eos=True, min_tokens=prompt.max_tokens)
+        body.update(stream=True, stream_options={"include_usage": True})
+        async for item in self._stream("/completions", body, spec):
+            yield item
+
+    async def _post(self, url: str, body: dict[str, Any], spec: ModelSpec | None) -> Any:
+        try:
+            response = await self._client.post(url, json=body)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+        if response.status_code >= 400:
+            raise self._http_error(response, spec)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ProtocolError(f"the server at {self.host} answered {url} without JSON") from exc
+
+    async def probe_prompt_tokens(
+        self, spec: ModelSpec, text: str, options: Options
+    ) -> int | None:
+        """A one-token completion of ``text``; the server's ``usage.prompt_tokens``."""
+        reply = await self._post(
+            f"{self._api}/completions", self._raw_body(spec, text, options, 1), spec
+        )
+        usage = reply.get("usage") if isinstance(reply, dict) else None
+        count = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        return count if isinstance(count, int) else None
+
+    async def tokenize(self, spec: ModelSpec, text: str, options: Options) -> list[int] | None:
+        """The server's own tokenizer, where it has an endpoint for it (module docstring)."""
+        root = self._api[: -len("/v1")]
+        candidates = [
+            (f"{root}/tokenize", "llama.cpp"),  # llama-server; vLLM's takes "prompt"
+            (f"{root}/extras/tokenize", "llama_cpp.server"),
+        ]
+        if self._tokenizer is None:
+            return None
+        if self._tokenizer:
+            candidates = [self._tokenizer]  # type: ignore[list-item]
+        for url, kind in candidates:
+            body = {"content": text, "prompt": text, "input": text, "model": spec.name,
+                    "add_special": True}  # fmt: skip
+            try:
+                response = await self._client.post(url, json=body)
+                data = response.json() if response.status_code == 200 else None
+            except (httpx.HTTPError, ValueError):
+                data = None
+            tokens = data.get("tokens") if isinstance(data, dict) else None
+            if isinstance(tokens, list) and all(isinstance(t, int) for t in tokens):
+                self._tokenizer = (url, kind)
+                return tokens
+        if self._tokenizer is False:
+            self._tokenizer = None  # none of them: calibrate by probes instead
+        return None
+
+    async def _stream(
+        self, path: str, body: dict[str, Any], spec: ModelSpec
+    ) -> AsyncIterator[StreamItem]:
         usage: dict[str, Any] = {}
         timings: dict[str, Any] | None = None
         finish: str | None = None
         try:
-            async with self._client.stream(
-                "POST", f"{self._api}/chat/completions", json=body
-            ) as response:
+            async with self._client.stream("POST", f"{self._api}{path}", json=body) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     raise self._http_error(response, spec)
@@ -225,7 +312,7 @@ class OpenAIBackend:
                     event = self._parse(payload)
                     for choice in event.get("choices") or ():
                         delta = choice.get("delta") or {}
-                        text = delta.get("content") or ""
+                        text = delta.get("content") or choice.get("text") or ""
                         thinking = delta.get("reasoning_content") or delta.get("reasoning") or ""
                         if text or thinking:
                             yield TextChunk(t_ns=t_ns, text=text, thinking=thinking)
@@ -261,12 +348,17 @@ class OpenAIBackend:
     def _final(
         t_ns: int, usage: dict[str, Any], timings: dict[str, Any] | None, finish: str | None
     ) -> FinalChunk:
+        details = usage.get("prompt_tokens_details") or {}
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        if cached is None and timings:
+            cached = timings.get("cache_n")
         return FinalChunk(
             t_ns=t_ns,
             prompt_tokens=usage.get("prompt_tokens"),
             output_tokens=usage.get("completion_tokens"),
             server=_server_stats(timings, finish) if timings else None,
             done_reason=finish,
+            cached_tokens=cached if isinstance(cached, int) else None,
         )
 
     async def unload(self, spec: ModelSpec) -> None:

@@ -33,6 +33,7 @@ from ..engine.events import (
 from ..engine.judging import judge_rows, judged_line
 from ..engine.report import footnotes, render_markdown, render_text, summary_table
 from ..engine.runner import Engine, Plan
+from ..engine.workload import Workload, WorkloadError, cell_prompt
 from ..safe_text import strip_controls
 from ..schema import ModelSpec, Options, PromptSpec, Suite
 from ..suite import SuiteError, load_suite
@@ -86,6 +87,9 @@ def build_plan(args: argparse.Namespace) -> Plan:
         options = options.merged(Options(max_tokens=DEFAULT_MAX_TOKENS))
     ttft = args.ttft_timeout or args.timeout or suite.ttft_timeout_s
     stall = args.stall_timeout or args.timeout or suite.stall_timeout_s
+    workload, concurrency = build_workload(args, suite)
+    if workload is not None and workload.cells:
+        prompts = [cell_prompt(c) for c in workload.cells]
     return Plan(
         models=models,
         prompts=prompts,
@@ -93,7 +97,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         repetitions=args.repetitions or (suite.repetitions if args.suite else 3),
         warmup=args.warmup if args.warmup is not None else suite.warmup,
         cold=args.cold if args.cold is not None else suite.cold,
-        concurrency=args.concurrency or suite.concurrency,
+        concurrency=concurrency,
         ttft_timeout_s=ttft,
         stall_timeout_s=stall,
         tags=sorted({*suite.tags, *args.tag}),
@@ -101,7 +105,50 @@ def build_plan(args: argparse.Namespace) -> Plan:
         allow_code_exec=bool(getattr(args, "allow_code_exec", False) or suite.allow_code_exec),
         conversations=list(suite.conversations),
         judge=judge_config_from_args(args, suite),
+        workload=workload,
     )
+
+
+def build_workload(args: argparse.Namespace, suite: Suite) -> tuple[Workload | None, int]:
+    """The size grid, sweep levels and SLOs from the flags over the suite's ``[workload]``, and
+    the plan's plain concurrency (``engine.workload.build_workload``)."""
+    from ..engine.workload import build_workload as build
+
+    try:
+        return build(
+            suite.workload,
+            pp=args.pp,
+            tg=args.tg,
+            depth=args.depth,
+            concurrency=args.concurrency,
+            slos=args.slo,
+            localscore=args.localscore,
+            prefix_cache=args.prefix_cache,
+            default_concurrency=suite.concurrency,
+        )
+    except WorkloadError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def check_workload(plan: Plan, ollama_host: str | None) -> None:
+    """Before anything runs: the models' context lengths decide which LocalScore shapes run and
+    refuse cells that cannot fit (``engine.workload.fit_to_models``)."""
+    from ..engine.workload import fit_to_models, model_contexts
+
+    if plan.workload is None or not plan.workload.cells:
+        return
+
+    async def contexts() -> dict[str, int | None]:
+        pool = BackendPool(ollama_host=ollama_host)
+        try:
+            return await model_contexts(pool, plan.models)
+        finally:
+            await pool.aclose()
+
+    try:
+        fit_to_models(plan, asyncio.run(contexts()))
+    except WorkloadError as exc:
+        raise UsageError(str(exc)) from None
 
 
 class Progress:
@@ -296,8 +343,60 @@ async def _run(engine: Engine) -> SessionFinished:
             loop.remove_signal_handler(signal.SIGINT)
 
 
+def workload_report(plan: Plan, finished: SessionFinished) -> tuple[list[str], list[str]]:
+    """Text and Markdown blocks for a grid/sweep/LocalScore session (empty lists otherwise):
+    the llama-bench-shaped table, the sweep levels with goodput and the knee, the score."""
+    workload = plan.workload
+    if workload is None:
+        return [], []
+    from ..engine import goodput, localscore
+    from ..engine.report import llamabench_rows, workload_notes
+
+    records = [r.to_json() for r in finished.records]
+    text: list[str] = []
+    md: list[str] = []
+    bench = [[strip_controls(c) for c in row] for row in llamabench_rows(records)]
+    if len(bench) > 1:
+        text += ["", render_text(bench)]
+        md += ["", render_markdown(bench)]
+        text.append(
+            "t/s: the backend's own figure (llama.cpp perf counters, Ollama durations, llama.cpp "
+            "server timings); client t/s: measured from the stream. tgN @ dD: decoding after D "
+            "tokens of context."
+        )
+    if workload.sweep or workload.slos:
+        levels = goodput.levels(records, workload.slos)
+        rows = [[strip_controls(c) for c in row] for row in goodput.sweep_table(levels,
+                                                                             workload.slos)]
+        knees = []
+        if workload.sweep:
+            for (model, _host, prompt), sweep in goodput.sweeps(levels).items():
+                knees.append(f"{model} {prompt}: {goodput.knee(sweep).sentence}")
+        slo_line = ("SLOs: " + ", ".join(s.text for s in workload.slos)
+                    + " (goodput: output tok/s of the runs meeting every SLO)"
+                    if workload.slos else "")  # fmt: skip
+        text += ["", render_text(rows), *([slo_line] if slo_line else []), *knees]
+        md += ["", render_markdown(rows), *(["", slo_line] if slo_line else []),
+               *(f"- {k}" for k in knees)]  # fmt: skip
+    if workload.localscore:
+        results = localscore.score(records, workload.skipped)
+        lines = [f"LocalScore-formula score: {r.sentence()}" for r in results]
+        lines += [f"LocalScore: {s}" for s in workload.skipped]
+        text += ["", *lines]
+        md += ["", *(f"- {line}" for line in lines)]
+    notes = workload_notes(records)
+    if notes:
+        text += [""] + [f"note: {n}" for n in notes]
+        md += [""] + [f"- note: {n}" for n in notes]
+    return [strip_controls(t) for t in text], [strip_controls(m) for m in md]
+
+
 def _write_outputs(
-    args: argparse.Namespace, finished: SessionFinished, rows: list, env: dict | None = None
+    args: argparse.Namespace,
+    finished: SessionFinished,
+    rows: list,
+    env: dict | None = None,
+    extra_md: list[str] = (),
 ) -> None:
     records = [r.to_json() for r in finished.records]
     if env:  # self-contained, like `llmbench export`: the machine and the session travel along
@@ -320,6 +419,8 @@ def _write_outputs(
             text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
         for title, table in extra_tables(finished.records):
             text += f"\n**{title}**\n\n{render_markdown(table)}\n"
+        if extra_md:
+            text += "\n".join(extra_md) + "\n"
         Path(args.markdown).write_text(text, encoding="utf-8")
 
 
@@ -397,6 +498,7 @@ def run_batch(args: argparse.Namespace) -> int:
     try:
         check_output_paths(args)
         plan = build_plan(args)
+        check_workload(plan, args.ollama_host)
         if args.fail_if:
             from ..compare import parse_rule
 
@@ -439,6 +541,9 @@ def run_batch(args: argparse.Namespace) -> int:
         print(strip_controls(note))
     for title, table in extra_tables(finished.records):
         print(f"\n{title}\n{render_text(table)}")
+    extra_text, extra_md = workload_report(plan, finished)
+    for line in extra_text:
+        print(line)
     print(
         f"session {finished.session_id}"
         + ("" if store is None else f" stored in {db_path(args.data_dir)}")
@@ -450,7 +555,9 @@ def run_batch(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        _write_outputs(args, finished, rows, hub.last_environment if hub is not None else None)
+        _write_outputs(
+            args, finished, rows, hub.last_environment if hub is not None else None, extra_md
+        )
     except OSError as exc:
         print(f"llmbench: could not write the results file: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -30,6 +30,7 @@ from ..backends.base import BackendError, Message
 from ..conversations import ConversationSpec
 from ..quality import score_answer
 from ..schema import ModelSpec, PromptSpec, RunRecord, get_path
+from .slots import ModelFailed, Slot
 from .stats import counts_in_figures, describe
 
 log = logging.getLogger(__name__)
@@ -55,19 +56,18 @@ def first_turn(plan: Any) -> PromptSpec:
 
 async def warm_up(engine: Any, spec: ModelSpec) -> None:
     """Cold and warm-up runs for a plan with no prompts: the first turn, on its own."""
-    from .runner import _Slot
 
     plan, prompt = engine.plan, first_turn(engine.plan)
     for i in range(plan.cold):
         if engine.cancelled:
             return
-        slot = _Slot(spec, prompt, i, cold=True)
+        slot = Slot(spec, prompt, i, cold=True)
         if await engine._unload(slot):
             await engine._round([slot])
     for i in range(plan.warmup):
         if engine.cancelled:
             return
-        await engine._round([_Slot(spec, prompt, i, warmup=True)])
+        await engine._round([Slot(spec, prompt, i, warmup=True)])
 
 
 async def run_conversations(engine: Any, spec: ModelSpec) -> None:
@@ -81,13 +81,12 @@ async def run_conversations(engine: Any, spec: ModelSpec) -> None:
 
 
 async def _run_conversation(engine: Any, spec: ModelSpec, conv: ConversationSpec, rep: int) -> None:
-    from .runner import _ModelFailed, _Slot
 
     history: list[Message] = []
     for turn in range(1, len(conv.turns) + 1):
         if engine.cancelled:
             return
-        slot = _Slot(
+        slot = Slot(
             spec, turn_prompt(conv, turn), rep, history=tuple(history),
             conversation_id=conv.id, turn=turn,
         )
@@ -96,7 +95,7 @@ async def _run_conversation(engine: Any, spec: ModelSpec, conv: ConversationSpec
         await _score(engine, rec, conv.checks_for(turn))
         await engine._finish(rec, outcome.series)
         if outcome.model_failed:
-            raise _ModelFailed(rec.error)
+            raise ModelFailed(rec.error)
         if rec.status != "ok":
             if rec.status != "cancelled":
                 await _skip_rest(engine, spec, conv, rep, turn, rec)
@@ -124,13 +123,12 @@ async def _score(engine: Any, rec: RunRecord, checks: Sequence[Any]) -> None:
 async def _skip_rest(
     engine: Any, spec: ModelSpec, conv: ConversationSpec, rep: int, failed: int, rec: RunRecord
 ) -> None:
-    from .runner import _Slot
 
     why = f"skipped: turn {failed} of conversation {conv.id!r} ended with {rec.status}"
     if rec.error:
         why += f" ({rec.error})"
     for turn in range(failed + 1, len(conv.turns) + 1):
-        slot = _Slot(spec, turn_prompt(conv, turn), rep, conversation_id=conv.id, turn=turn)
+        slot = Slot(spec, turn_prompt(conv, turn), rep, conversation_id=conv.id, turn=turn)
         skipped = engine._error_record(slot, BackendError(why))
         skipped.status = "skipped"
         await engine._finish(skipped, None)

@@ -16,6 +16,9 @@ Once every model is done, a judge grades the answers that ask for it (``engine.j
 
 A round's successful answers are scored against their prompt's checks (``quality``) once all of
 its streams have ended, then its runs are stored.
+   with a workload (``engine.workload``: a size grid, a concurrency sweep, LocalScore), for every
+   grid cell and every level, ``repetitions`` rounds of ``level`` streams instead, each sending a
+   synthetic prompt built (and calibrated) before the round starts.
 
 A model whose backend cannot be reached or which does not exist fails once, is stored once as an
 error run with the backend's sentence, and its remaining runs are skipped; the other models go on.
@@ -37,6 +40,7 @@ from ..backends import BackendPool
 from ..backends.base import (
     BackendError,
     BackendTimeout,
+    ContextReady,
     FinalChunk,
     ModelNotFound,
     TextChunk,
@@ -48,8 +52,17 @@ from ..schema import ModelSpec, Options, PromptSpec, RunRecord, Suite, Tokens
 from .conversation import conversation_runs, run_conversations, warm_up
 from .events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished, SessionStarted
 from .judging import judge_config, judge_session
+from .slots import ModelFailed, Slot
 from .stats import summarize
 from .timing import NS, Arrivals, client_timings
+from .workload import (
+    Cell,
+    PromptBuilder,
+    Workload,
+    build_workload,
+    cell_prompt,
+    record_fields,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +85,17 @@ class Plan:
     allow_code_exec: bool = False  # quality: run python checks' tests (in the sandbox)
     conversations: list[Any] = field(default_factory=list)  # conversations.ConversationSpec
     judge: Any = None  # engine.judging.JudgeConfig: who grades answers after the session
+    workload: Workload | None = None  # a size grid / sweep / LocalScore instead of ``prompts``
 
     @classmethod
     def from_suite(cls, suite: Suite) -> Plan:
+        """The suite as a plan; a ``[workload]`` becomes ``workload`` (call
+        ``workload.fit_to_models`` with the models' contexts before running it)."""
+        workload, _ = build_workload(suite.workload, default_concurrency=suite.concurrency)
+        prompts = [cell_prompt(c) for c in workload.cells] if workload and workload.cells else []
         return cls(
             models=[ModelSpec.parse(m) for m in suite.models],
-            prompts=list(suite.prompts),
+            prompts=prompts or list(suite.prompts),
             options=suite.options,
             repetitions=suite.repetitions,
             warmup=suite.warmup,
@@ -90,11 +108,16 @@ class Plan:
             allow_code_exec=suite.allow_code_exec,
             conversations=list(suite.conversations),
             judge=judge_config(suite),
+            workload=workload,
         )
 
     def runs_per_model(self) -> int:
-        prompts = len(self.prompts) * self.repetitions * self.concurrency
-        return self.cold + self.warmup + prompts + conversation_runs(self)
+        if self.workload is not None:
+            per_rep = self.workload.runs_per_round_set(len(self.prompts))
+            measured = per_rep * self.repetitions
+        else:
+            measured = len(self.prompts) * self.repetitions * self.concurrency
+        return self.cold + self.warmup + measured + conversation_runs(self)
 
     def total_runs(self) -> int:
         return len(self.models) * self.runs_per_model()
@@ -117,22 +140,10 @@ class Plan:
             **({"conversations": [c.model_dump() for c in self.conversations]}
                if self.conversations else {}),
             **({"judge": self.judge.describe()} if self.judge else {}),
+            **({"workload": self.workload.describe()} if self.workload else {}),
         }
 
 
-@dataclass(slots=True)
-class _Slot:
-    """One run to perform."""
-
-    spec: ModelSpec
-    prompt: PromptSpec
-    repetition: int
-    warmup: bool = False
-    cold: bool = False
-    stream: int = 0
-    history: tuple[dict[str, str], ...] = ()  # a conversation turn: the earlier messages
-    conversation_id: str | None = None
-    turn: int | None = None  # 1-based
 
 
 @dataclass(slots=True)
@@ -146,8 +157,6 @@ class _Outcome:
     model_failed: bool = False
 
 
-class _ModelFailed(Exception):
-    """A model-level failure (unreachable, not found): skip the model's remaining runs."""
 
 
 class Engine:
@@ -175,6 +184,7 @@ class Engine:
         self._index = 0
         self._stored = True
         self._env: dict[str, Any] = {}
+        self._prompts = PromptBuilder()
 
     # ----------------------------------------------------------------- control
 
@@ -207,7 +217,7 @@ class Engine:
                 before = self._index
                 try:
                     await self._run_model(spec)
-                except _ModelFailed:
+                except ModelFailed:
                     # The model's remaining runs are skipped: count them as done for progress.
                     self._index = before + plan.runs_per_model()
             if not self._cancelled:
@@ -257,25 +267,76 @@ class Engine:
             await run_conversations(self, spec)
             return
         first = plan.prompts[0]
+        cell = plan.workload.cells[0] if plan.workload and plan.workload.cells else None
+        if cell is not None:
+            first = cell_prompt(cell)
         for i in range(plan.cold):
             if self._cancelled:
                 return
-            slot = _Slot(spec, plan.prompts[i % len(plan.prompts)], i, cold=True)
+            prompt = first if cell else plan.prompts[i % len(plan.prompts)]
+            slot = Slot(spec, prompt, i, cold=True, cell=cell)
             if await self._unload(slot):
                 await self._round([slot])
         for i in range(plan.warmup):
             if self._cancelled:
                 return
-            await self._round([_Slot(spec, first, i, warmup=True)])
+            await self._round([Slot(spec, first, i, warmup=True, cell=cell)])
+        if plan.workload is not None:
+            await self._run_workload(spec, plan.workload)
+            return
         for prompt in plan.prompts:
             for rep in range(plan.repetitions):
                 if self._cancelled:
                     return
-                slots = [_Slot(spec, prompt, rep, stream=s) for s in range(plan.concurrency)]
+                slots = [Slot(spec, prompt, rep, stream=s) for s in range(plan.concurrency)]
                 await self._round(slots)
         await run_conversations(self, spec)
 
-    async def _unload(self, slot: _Slot) -> bool:
+    async def _run_workload(self, spec: ModelSpec, workload: Workload) -> None:
+        """Every cell (or, for a sweep without a grid, every prompt), every level,
+        ``repetitions`` rounds of ``level`` streams; in prefix-cache mode each round is a prompt
+        sent twice (the second run reuses the cache on purpose)."""
+        units: list[tuple[PromptSpec, Cell | None]] = [(cell_prompt(c), c) for c in workload.cells]
+        for prompt, cell in units or [(p, None) for p in self.plan.prompts]:
+            for level in workload.levels:
+                for rep in range(self.plan.repetitions):
+                    if self._cancelled:
+                        return
+                    slots = [
+                        Slot(spec, prompt, rep, stream=s, cell=cell, level=level)
+                        for s in range(level)
+                    ]
+                    await self._round(slots)
+                    if workload.prefix_cache and cell is not None and not self._cancelled:
+                        repeat = cell_prompt(cell, repeat=True)
+                        again = Slot(spec, repeat, rep, cell=cell, level=level, repeat=True)
+                        again.built = slots[0].built
+                        await self._round([again])
+
+    async def _prepare(self, slots: list[Slot]) -> None:
+        """Build the round's synthetic prompts (calibrating if need be) before any stream starts,
+        so no probe runs beside a measured stream."""
+        for slot in slots:
+            if slot.cell is None or self._cancelled:
+                continue
+            try:
+                backend = self.pool.for_spec(slot.spec)
+                options = self._options_for(slot.prompt, slot.cell)
+                slot.built = await self._prompts.build(
+                    backend,
+                    slot.spec,
+                    slot.cell,
+                    options,
+                    repeat_of=slot.built if slot.repeat else None,
+                )
+                if self.plan.workload and self.plan.workload.prefix_cache and not slot.repeat:
+                    slot.built.meta["cache_role"] = "first"
+            except BackendError as exc:
+                slot.prep_error = exc
+            except ValueError as exc:  # WorkloadError: no count to calibrate on
+                slot.prep_error = BackendError(f"cannot build the {slot.cell.test} prompt: {exc}")
+
+    async def _unload(self, slot: Slot) -> bool:
         """Unload before a cold run. When the backend cannot (OpenAI-compatible servers have
         no unload), the cold run is stored as an error with that sentence and not run at all:
         running it would store a warm run marked cold."""
@@ -284,30 +345,38 @@ class Engine:
         except BackendError as exc:
             await self._finish(self._error_record(slot, exc), None)
             if isinstance(exc, Unreachable | ModelNotFound):
-                raise _ModelFailed from exc
+                raise ModelFailed from exc
             return False
         return True
 
-    async def _round(self, slots: list[_Slot]) -> None:
+    async def _round(self, slots: list[Slot]) -> None:
         """Run the slots' streams at once; aggregate throughput when there are several."""
+        await self._prepare(slots)
         outcomes = await asyncio.gather(*(self._run_one(s) for s in slots))
-        if len(slots) > 1:
+        sweep = self.plan.workload is not None and self.plan.workload.sweep
+        if len(slots) > 1 or (sweep and not (slots[0].warmup or slots[0].cold)):
             ok = [o.record for o in outcomes if o.record.status == "ok"]
             starts = [o.t_send for o in outcomes if o.t_send is not None]
             ends = [o.t_last for o in outcomes if o.t_last is not None]
             agg = None
             if ok and starts and ends and max(ends) > min(starts):
                 agg = sum(r.tokens.output or 0 for r in ok) / ((max(ends) - min(starts)) / NS)
+            span = (max(ends) - min(starts)) / NS if starts and ends else None
             for o in outcomes:
-                o.record.concurrent = {"streams": len(slots), "aggregate_tok_s": agg}
+                o.record.concurrent = {
+                    "streams": len(slots),
+                    "aggregate_tok_s": agg,
+                    "round_s": span,
+                    "round": slots[0].repetition,
+                }
         await self._score(slots, outcomes)
         for o in outcomes:
             await self._finish(o.record, o.series)
         failed = [o.record for o in outcomes if o.model_failed]
         if failed:
-            raise _ModelFailed(failed[0].error)
+            raise ModelFailed(failed[0].error)
 
-    async def _score(self, slots: list[_Slot], outcomes: list[_Outcome]) -> None:
+    async def _score(self, slots: list[Slot], outcomes: list[_Outcome]) -> None:
         """Answer quality, once every stream of the round has ended (a scorer never shares the
         machine with a measured stream): each successful run's answer against its prompt's
         checks, on a worker thread (``tsc`` and the code sandbox take seconds). Failed, timed
@@ -345,7 +414,7 @@ class Engine:
 
     # ----------------------------------------------------------------- one run
 
-    async def _run_one(self, slot: _Slot) -> _Outcome:
+    async def _run_one(self, slot: Slot) -> _Outcome:
         plan = self.plan
         run_id = uuid.uuid4().hex
         spec, prompt = slot.spec, slot.prompt
@@ -363,21 +432,30 @@ class Engine:
                 total_runs=plan.total_runs(),
             )
         )
-        options = self._options_for(prompt)
+        options = self._options_for(prompt, slot.cell)
         started_at = _utc_now()
         try:
             backend = self.pool.for_spec(spec)
             effective = backend.effective_options(spec, options)
+            if slot.cell is not None:
+                effective["prompt_format"] = "raw completion, no chat template"
+            if slot.prep_error is not None:
+                raise slot.prep_error
         except BackendError as exc:
             rec = self._error_record(slot, exc, run_id=run_id, started_at=started_at)
-            return _Outcome(rec, model_failed=True)
+            failed = slot.prep_error is None or isinstance(exc, Unreachable | ModelNotFound)
+            return _Outcome(rec, model_failed=failed)
         if self.telemetry is not None:
             self.telemetry.watch(spec, backend)
 
         t_send = now_ns()
         arrivals = Arrivals(t_send)
-        stream = backend.stream(spec, prompt.text, options, history=slot.history)
-        task = asyncio.ensure_future(self._consume(stream, arrivals, run_id))
+        primed: dict[str, Any] = {}
+        if slot.built is not None:
+            stream = backend.stream_raw(spec, slot.built.raw, options)
+        else:
+            stream = backend.stream(spec, prompt.text, options, history=slot.history)
+        task = asyncio.ensure_future(self._consume(stream, arrivals, run_id, primed))
         self._streams.add(task)
         status, error, final = "ok", None, None
         model_failed = False
@@ -425,6 +503,24 @@ class Engine:
         )
         if final is not None and final.done_reason:
             rec.done_reason = final.done_reason
+        if slot.cell is not None and slot.built is not None:
+            workload = self.plan.workload
+            rec.workload = record_fields(
+                slot.cell,
+                slot.built,
+                backend_kind=backend.kind,
+                grid=f"{self.session_id[:12]}-{workload.grid_id if workload else ''}",
+                prompt_reported=final.prompt_tokens if final else None,
+                output_tokens=tokens.output if status == "ok" else None,
+                cached_tokens=final.cached_tokens if final else None,
+                context_prime_s=primed.get("context_prime_s"),
+                localscore=bool(workload and workload.localscore),
+            )
+        if self.plan.workload is not None and self.plan.workload.slos:
+            from .goodput import judge
+
+            rec.slo = judge(rec.to_json(), self.plan.workload.slos)
+        t_send = arrivals.t_send  # moved past the primed context, if there was one
         series: dict[str, Any] = {"arrivals_s": arrivals.offsets_s()}
         if self.telemetry is not None:
             await self._add_telemetry(rec, series, spec, t_send, t_last)
@@ -448,8 +544,14 @@ class Engine:
         except Exception as exc:  # telemetry must never lose a run
             log.warning("telemetry for run %s failed: %s", rec.id, exc)
 
-    async def _consume(self, stream: Any, arrivals: Arrivals, run_id: str) -> FinalChunk | None:
-        """The hot loop: one pass per chunk, with TTFT and stall deadlines enforced here."""
+    async def _consume(
+        self, stream: Any, arrivals: Arrivals, run_id: str, primed: dict[str, Any] | None = None
+    ) -> FinalChunk | None:
+        """The hot loop: one pass per chunk, with TTFT and stall deadlines enforced here.
+
+        A ``ContextReady`` (raw prompts with earlier context) moves ``t_send`` to the instant the
+        context was in place and restarts the TTFT deadline; the priming time goes in ``primed``.
+        """
         plan = self.plan
         loop = asyncio.get_running_loop()
         ttft, stall = plan.ttft_timeout_s, plan.stall_timeout_s
@@ -475,6 +577,12 @@ class Engine:
                                 ttft_s=arrivals.ttft_s,
                             )
                         )
+                    elif type(item) is ContextReady:
+                        if primed is not None:
+                            primed["context_prime_s"] = (item.t_ns - arrivals.t_send) / NS
+                            primed["context_tokens"] = item.context_tokens
+                        arrivals.t_send = item.t_ns
+                        deadline.reschedule(loop.time() + ttft if ttft else None)
                     else:
                         final = item
         except TimeoutError:
@@ -492,13 +600,17 @@ class Engine:
             raise BackendError("the stream ended without its final chunk")
         return final
 
-    def _options_for(self, prompt: PromptSpec) -> Options:
-        """The plan's options with the prompt's own system prompt, if it has one."""
+    def _options_for(self, prompt: PromptSpec, cell: Cell | None = None) -> Options:
+        """The plan's options with the prompt's own system prompt, if it has one; a grid cell
+        asks for its ``tg`` tokens."""
+        options = self.plan.options
+        if cell is not None:
+            options = options.merged(Options(max_tokens=cell.tg))
         if prompt.system is None:
-            return self.plan.options
-        return self.plan.options.merged(Options(system=prompt.system))
+            return options
+        return options.merged(Options(system=prompt.system))
 
-    def _record(self, slot: _Slot, run_id: str, started_at: str, **fields: Any) -> RunRecord:
+    def _record(self, slot: Slot, run_id: str, started_at: str, **fields: Any) -> RunRecord:
         """The one place a run record is built, so error runs land in the same statistics group
         (host, options, concurrency) as the model's successful runs."""
         spec, prompt = slot.spec, slot.prompt
@@ -514,7 +626,9 @@ class Engine:
             repetition=slot.repetition,
             warmup=slot.warmup,
             cold=slot.cold,
-            concurrency=self.plan.concurrency if not (slot.warmup or slot.cold) else 1,
+            concurrency=(slot.level or self.plan.concurrency)
+            if not (slot.warmup or slot.cold)
+            else 1,
             tags=sorted({*self.plan.tags, *prompt.tags}),
             **fields,
         )
@@ -524,13 +638,13 @@ class Engine:
 
     def _error_record(
         self,
-        slot: _Slot,
+        slot: Slot,
         exc: BaseException,
         *,
         run_id: str | None = None,
         started_at: str | None = None,
     ) -> RunRecord:
-        options = self._options_for(slot.prompt)
+        options = self._options_for(slot.prompt, slot.cell)
         host, effective = slot.spec.host, options.model_dump(exclude_none=True)
         # As much context as the backend can still give (it may be the thing that failed).
         with contextlib.suppress(BackendError):

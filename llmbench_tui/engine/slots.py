@@ -1,0 +1,37 @@
+"""What the engine schedules: one ``Slot`` per run, and the failure that ends a model's runs.
+
+Their own module, so the runner and the engine's helpers (conversations) share them without
+importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..backends.base import BackendError
+from ..schema import ModelSpec, PromptSpec
+from .workload import Built, Cell
+
+
+@dataclass(slots=True)
+class Slot:
+    """One run to perform."""
+
+    spec: ModelSpec
+    prompt: PromptSpec
+    repetition: int
+    warmup: bool = False
+    cold: bool = False
+    stream: int = 0
+    history: tuple[dict[str, str], ...] = ()  # a conversation turn: the earlier messages
+    conversation_id: str | None = None
+    turn: int | None = None  # 1-based
+    cell: Cell | None = None  # a grid cell: a synthetic prompt instead of ``prompt.text``
+    level: int | None = None  # the sweep level this run belongs to
+    repeat: bool = False  # prefix-cache mode: the second, cache-reusing run of a prompt
+    built: Built | None = None  # the synthetic prompt, built before the round starts
+    prep_error: BackendError | None = None
+
+
+class ModelFailed(Exception):
+    """A model-level failure (unreachable, not found): skip the model's remaining runs."""
