@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench_tui.engine.goodput import judge, knee, levels, parse_slo, sweep_table
-from llmbench_tui.engine.workload import WorkloadError
+from llmbench_tui.engine.goodput import judge, knee, levels, sweep_table
+from llmbench_tui.workload_syntax import WorkloadError, parse_slo
 
 
 def test_parse_slo_forms_and_refusals():

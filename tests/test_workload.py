@@ -9,19 +9,16 @@ from ollama_server import count_tokens
 
 from llmbench_tui.engine.workload import (
     Built,
-    Cell,
     WordStream,
     Workload,
-    WorkloadError,
     calibrate,
     fit_exact,
     grid_options,
     make_cells,
-    parse_levels,
-    parse_values,
     record_fields,
 )
 from llmbench_tui.schema import Options
+from llmbench_tui.workload_syntax import Cell, WorkloadError, parse_levels, parse_values
 
 
 def test_lists_and_llama_bench_ranges():

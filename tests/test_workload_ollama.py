@@ -13,8 +13,9 @@ from ollama_server import FakeModel, count_tokens
 from llmbench_tui.backends.ollama import OllamaBackend
 from llmbench_tui.engine import goodput
 from llmbench_tui.engine.runner import Engine, Plan
-from llmbench_tui.engine.workload import Cell, PromptBuilder, Workload, cell_prompt, make_cells
+from llmbench_tui.engine.workload import PromptBuilder, Workload, cell_prompt, make_cells
 from llmbench_tui.schema import ModelSpec, Options
+from llmbench_tui.workload_syntax import Cell
 
 LLMBENCH = [sys.executable, "-m", "llmbench_tui.cli"]
 

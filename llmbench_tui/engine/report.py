@@ -15,8 +15,8 @@ import statistics
 from typing import Any
 
 from ..schema import get_path
+from ..workload_syntax import depth_label
 from .stats import GroupSummary, Stats, counts_in_figures
-from .workload import depth_label
 
 # (header, figure path, format) — client and server decode rates side by side, never merged.
 COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..schema import ModelSpec, Options, PromptSpec, WorkloadSpec
-from ..workload_syntax import Cell, WorkloadError, parse_levels, parse_values
+from ..workload_syntax import Cell, WorkloadError, parse_levels, parse_slo, parse_values
 
 MAX_PROBES = 3
 MIN_GRID_CTX = 2048
@@ -156,7 +156,6 @@ def build_workload(
     """The workload of a session from a suite's ``[workload]`` overlaid with command-line values
     (any given here wins), and the plan's plain concurrency. ``None`` for an ordinary session
     (no grid, one level, no SLO). Raises ``WorkloadError`` naming a bad value."""
-    from .goodput import parse_slo
     from .localscore import SHAPES
 
     ws = spec or WorkloadSpec()
