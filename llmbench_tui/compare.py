@@ -5,7 +5,7 @@ figure is compared over the *repetitions* on both sides with Welch's t-test (une
 ``p < 0.05`` is reported as a real difference, otherwise as noise. With one run a side there is
 no spread to judge, and the comparison says so instead of guessing.
 
-Figures come from successful runs that are neither warm-up nor cold (``counted``): METRICS.md
+Figures come from successful runs that are neither warm-up nor cold (``counted``): README Metrics
 leaves warm-up runs out of statistics and reports cold runs apart, so a model load can never pass
 for a slower warm TTFT. Runs are only ever judged against runs of the same group, as in
 ``engine.stats.summarize``: the same model (spec), backend, host, prompt and concurrency.

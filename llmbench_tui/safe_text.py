@@ -1,4 +1,4 @@
-"""Turn untrusted text (model output, server messages, stored fields) into inert text (R-UI-7).
+"""Turn untrusted text (model output, server messages, stored fields) into inert text.
 
 A model can emit anything: Rich markup (``[bold red]``, ``[link=…]``), terminal escape sequences
 (``ESC[2J`` clears the screen, OSC 52 writes the clipboard, OSC 8 makes links), bells, backspaces,

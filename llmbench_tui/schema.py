@@ -2,7 +2,7 @@
 
 Suite files, generation options, model specs and run records are all validated here, so a bad
 value is caught once, with the field named, instead of deep inside a backend. The run record
-follows ``shared/METRICS.md`` (public schema, version 1): every required field exists, ``None``
+follows README Metrics (public schema, version 1): every required field exists, ``None``
 where unknown, and extra fields are allowed so later versions can add figures without breaking
 older readers.
 """
@@ -211,7 +211,7 @@ class Tokens(BaseModel):
 
 
 class Timings(BaseModel):
-    """Client-side figures computed from chunk arrival instants (METRICS.md, "Client figures")."""
+    """Client-side figures computed from chunk arrival instants (README Metrics)."""
 
     ttft_s: float | None = None
     ttfc_s: float | None = None
@@ -253,7 +253,7 @@ class Efficiency(BaseModel):
 
 
 class RunRecord(BaseModel):
-    """One run, exactly as stored and exported (METRICS.md, "The run record")."""
+    """One run, exactly as stored and exported (README Metrics, "The run record")."""
 
     schema_: int = Field(default=SCHEMA_VERSION, alias="schema")
     id: str
@@ -287,7 +287,7 @@ class RunRecord(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     def to_json(self) -> dict[str, Any]:
-        """The public JSON form (``schema`` spelled as in METRICS.md)."""
+        """The public JSON form (``schema`` spelled as in README Metrics)."""
         return self.model_dump(by_alias=True, mode="json")
 
 

@@ -2,7 +2,7 @@
 
 A real Ollama cannot be installed on the build machines, so the Ollama backend, the engine and the
 dashboard are tested against this server instead. It follows Ollama's documented API
-(``shared/OLLAMA_PROTOCOL.md``) byte for byte where a client can tell: NDJSON over chunked
+(its published API documentation) byte for byte where a client can tell: NDJSON over chunked
 transfer encoding, a final chunk with nanosecond durations that are left out when zero
 (``omitempty``), ``{"error": ...}`` bodies with the documented status codes, an error *line*
 inside a 200 stream once the stream has begun, ``keep_alive: 0`` unload requests, and thinking

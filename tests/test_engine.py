@@ -1,6 +1,6 @@
 """The engine end to end against the Ollama-protocol test server: scripted delays check the
-METRICS.md formulas through the real HTTP path, and every fault becomes a stored run with the
-right status and a sentence a person can act on."""
+README's metric formulas through the real HTTP path, and every fault becomes a stored run with
+the right status and a sentence a person can act on."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Model output shown on screen is inert: no markup parsed, no escape sequence kept (R-UI-7)."""
+"""Model output shown on screen is inert: no markup parsed, no escape sequence kept."""
 
 from __future__ import annotations
 

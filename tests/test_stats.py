@@ -1,4 +1,4 @@
-"""Statistics across repetitions (METRICS.md), checked against hand-computed values."""
+"""Statistics across repetitions (README Metrics), checked against hand-computed values."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Evidence for R-STORE-2: killed writers and concurrent writers lose no acknowledged run."""
+"""Evidence that killed writers and concurrent writers lose no acknowledged run."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""METRICS.md client formulas on scripted instants: each assertion fails if a formula is wrong."""
+"""Client formulas (README, Metrics) on scripted instants: each assertion fails if one is wrong."""
 
 import pytest
 

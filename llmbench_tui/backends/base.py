@@ -18,7 +18,7 @@ from ..schema import ModelSpec, Options, ServerStats
 
 
 def now_ns() -> int:
-    """The one clock for every client-side instant (METRICS.md)."""
+    """The one clock for every client-side instant (README Metrics)."""
     return time.perf_counter_ns()
 
 
@@ -27,7 +27,7 @@ class TextChunk:
     """A chunk that carries generated text (answer ``text`` and/or ``thinking``).
 
     ``n_tokens`` is how many tokens the backend says the chunk holds; ``None`` when it does not
-    say (then inter-token gaps are per chunk, METRICS.md).
+    say (then inter-token gaps are per chunk, README Metrics).
     """
 
     t_ns: int

@@ -95,7 +95,7 @@ def _rate(count: int | None, ns: int | None) -> float | None:
 
 
 def server_stats(part: ChatResponse) -> ServerStats:
-    """The final chunk's figures (METRICS.md "Server figures"); every one may be missing."""
+    """The final chunk's figures (README Metrics "Server figures"); every one may be missing."""
     return ServerStats(
         decode_tok_s=_rate(part.eval_count, part.eval_duration),
         prompt_tok_s=_rate(part.prompt_eval_count, part.prompt_eval_duration),
@@ -111,7 +111,7 @@ def server_stats(part: ChatResponse) -> ServerStats:
 
 class OllamaBackend:
     """One Ollama server. Model capabilities are looked up once per model and cached, because
-    whether ``think`` is sent depends on them (METRICS.md: always explicit for thinking models).
+    whether ``think`` is sent depends on them (README Metrics: always explicit for thinking models).
     """
 
     kind = "ollama"

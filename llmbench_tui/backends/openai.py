@@ -7,7 +7,7 @@ of every SSE line and the non-standard fields servers add (llama.cpp's ``timings
 What a stream becomes:
 
 - a ``TextChunk`` per ``data:`` event whose delta carries ``content`` or ``reasoning_content``
-  (``reasoning`` on vLLM); role-only and empty deltas are not text-bearing (METRICS.md) and are
+  (``reasoning`` on vLLM); role-only and empty deltas are not text-bearing (README Metrics) and are
   skipped. The server does not say how many tokens an event holds, so ``n_tokens`` stays ``None``;
 - one ``FinalChunk`` at ``data: [DONE]`` with ``usage`` (asked for with
   ``stream_options.include_usage``) and, from llama.cpp's server, its ``timings`` object as

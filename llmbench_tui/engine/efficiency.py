@@ -1,4 +1,4 @@
-"""Derived efficiency figures (METRICS.md, "Efficiency") and the telemetry warnings of a run.
+"""Derived efficiency figures (README Metrics, "Efficiency") and the telemetry warnings of a run.
 
 Energy comes from hardware counters — NVML's total-energy counter per GPU, Linux RAPL's
 ``energy_uj`` per CPU package — because a counter's growth between two readings is exact where

@@ -1,4 +1,4 @@
-"""The environment snapshot taken once per session and referenced by every run (R-MET-6).
+"""The environment snapshot taken once per session and referenced by every run.
 
 A figure is only comparable with another when the machine, the software and the exact model
 file behind both are known, so this records all three. Nothing here may fail a session: every

@@ -2,8 +2,8 @@
 
 Everything NVML-specific lives here so the rest of the telemetry code sees plain numbers, and so
 tests can hand in a recorded answer sheet instead of a real driver (``Nvml(lib=...)``). The rules
-from METRICS.md are enforced here once: no library, no driver or no GPU gives an empty GPU list and
-a single log line, never an exception; a query a GPU cannot answer (NotSupported, NoPermission, or
+are enforced here once: no library, no driver or no GPU gives an empty GPU list and a
+single log line, never an exception; a query a GPU cannot answer (NotSupported, NoPermission, or
 any other NVML error) gives ``None`` for that value while the rest of the reading stays.
 
 Calls block (they are ioctl round trips to the driver), so they belong on the sampler thread or in

@@ -1,4 +1,4 @@
-"""Statistics across repetitions (METRICS.md "Statistics across repetitions").
+"""Statistics across repetitions (README Metrics "Statistics across repetitions").
 
 Pure standard library: the Student t quantiles for the 95 % confidence interval come from a table
 (two-sided, 0.975), which is exact at the listed degrees of freedom and conservative between them.

@@ -6,7 +6,7 @@ so the serving processes are primed before the run's first tick; after the run, 
 with the run's first and last instants (``perf_counter_ns``: the request sent, the last token
 received), called off the event loop, then ``derive`` with the finished record; ``stop`` at exit.
 ``run_window`` turns the sampler's ring buffer into the record's ``telemetry`` summary
-(METRICS.md) and the series stored apart from the record; ``derive`` gives the record's
+(README Metrics) and the series stored apart from the record; ``derive`` gives the record's
 ``efficiency`` and warnings.
 
 Beside the local sampler the hub owns the run conditions and the telemetry of other hosts:

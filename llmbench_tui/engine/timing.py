@@ -1,4 +1,4 @@
-"""Client-side figures of one run, exactly as ``shared/METRICS.md`` defines them.
+"""Client-side figures of one run, exactly as README Metrics defines them.
 
 Everything here is a pure function of instants taken with ``perf_counter_ns`` (by the backend, at
 chunk arrival), so the formulas can be tested with scripted instants and cannot be disturbed by
@@ -86,7 +86,7 @@ def inter_token_gaps(times: list[int], n_tokens: list[int | None]) -> tuple[list
 
 
 def client_timings(arrivals: Arrivals, t_last: int, output_tokens: int | None) -> Timings:
-    """All client figures of one run (METRICS.md "Client figures")."""
+    """All client figures of one run (README Metrics "Client figures")."""
     a = arrivals
     timings = Timings(chunks=len(a.times))
     response = a.response

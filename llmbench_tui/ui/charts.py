@@ -21,7 +21,7 @@ from ..safe_text import strip_controls
 
 _TIME_KEYS = ("t_s", "t", "time_s", "elapsed_s", "offset_s")
 
-# Labels for the series names the telemetry sampler stores (METRICS.md, "Telemetry").
+# Labels for the series names the telemetry sampler stores (README Metrics, "Telemetry").
 _LABELS = {
     "cpu_pct": "CPU %",
     "proc_cpu_pct": "proc CPU %",

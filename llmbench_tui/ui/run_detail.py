@@ -1,9 +1,9 @@
 """The detail of one run: figures with their definitions, the response, charts, environment.
 
 Client and server figures sit in one row per figure so the harness overhead (client vs server
-decode rate) is visible, as METRICS.md asks. The definition of the highlighted figure is shown in
-full under the table, so the "help" for a figure needs no mouse hover. The response and every
-other model- or user-provided string pass through ``safe_text.strip_controls`` (R-UI-7) and are
+decode rate) is visible. The definition of the highlighted figure is shown in full under the
+table, so the "help" for a figure needs no mouse hover. The response and every
+other model- or user-provided string pass through ``safe_text.strip_controls`` and are
 shown as plain text in a read-only ``TextArea`` (scrollable, selectable, never parsed as markup).
 """
 
@@ -25,7 +25,7 @@ from ..schema import get_path
 from .charts import TokensChart, telemetry_charts
 from .clipboard import copy_text
 
-# (label, client path, server path, format, definition) - definitions follow METRICS.md.
+# (label, client path, server path, format, definition) - definitions follow README Metrics.
 FIGURES: tuple[tuple[str, str | None, str | None, str, str], ...] = (
     ("TTFT s", "timings.ttft_s", None, "{:.4f}",
      "Time to first token: t_first - t_send, where t_first is the first chunk carrying generated "

@@ -1,4 +1,4 @@
-"""The history screen (R-UI-4) and what it is made of.
+"""The history screen and what it is made of.
 
 - ``screen``: ``HistoryScreen``, the table of every stored run and its keys.
 - ``columns``: the table's columns and cells; ``grouping``: pure grouping and grouped means.

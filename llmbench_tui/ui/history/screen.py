@@ -1,4 +1,4 @@
-"""The history screen: every stored run, searchable, filterable, sortable, groupable (R-UI-4).
+"""The history screen: every stored run, searchable, filterable, sortable, groupable.
 
 Why it is built this way:
 
@@ -11,7 +11,7 @@ Why it is built this way:
 - Queries run in a thread worker (``exclusive``: a newer keystroke supersedes an older query) after
   a short debounce, so typing never waits for the store.
 - Every action has a key shown in the footer; nothing needs a mouse. Model output reaches the
-  screen only through ``safe_text`` (R-UI-7).
+  screen only through ``safe_text``.
 - Whatever finishes later (a worker's result, a timer) may find the screen gone: workers hand their
   results over with ``call_from_thread``, which runs them as tasks of the app, not as messages of
   this screen, so they can arrive after a dismiss, even while its widgets are being removed. Each

@@ -1,4 +1,4 @@
-"""Sparkline meters for CPU, RAM and every GPU, fed by the shared telemetry sampler (R-UI-3).
+"""Sparkline meters for CPU, RAM and every GPU, fed by the shared telemetry sampler.
 
 The sampler thread does all the reading; the dashboard calls ``MeterBar.update_from`` from a
 timer with ``sampler.latest()``. Each meter keeps its own short history and hands the sparkline a
