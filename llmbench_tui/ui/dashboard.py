@@ -22,6 +22,7 @@ from ..engine.events import (
     ChunkReceived,
     Event,
     RunFinished,
+    RunJudged,
     RunStarted,
     SessionFinished,
     SessionStarted,
@@ -30,12 +31,14 @@ from ..engine.runner import Engine, Plan
 from ..safe_text import notify_inert, strip_controls
 from ..schema import ModelSpec, PromptSpec
 from .discovery import discover
+from .turns import conversation_totals, judge_figure
 from .widgets.dialogs import KeyHelp, RecentPrompts, SuitePath
 from .widgets.meters import MeterBar
 from .widgets.model_picker import ModelPicker
 from .widgets.options_form import OptionsError, OptionsForm
 from .widgets.prompt_pane import PromptPane
 from .widgets.results import ResultStrip
+from .widgets.session_extras import SessionExtras
 from .widgets.stream_pane import PaneState, StreamPane
 
 FLUSH_HZ = 4
@@ -77,6 +80,7 @@ class Dashboard(Screen):
         self._progress = ""
         self._status_shown: tuple[str, bool] | None = None
         self.last_finished: SessionFinished | None = None
+        self._plan: Plan | None = None
 
     # ------------------------------------------------------------------ layout
 
@@ -250,6 +254,9 @@ class Dashboard(Screen):
     def start(self, plan: Plan) -> None:
         """Create the panes and run ``plan`` through the same engine and store as ``--batch``."""
         self.prepare_panes([spec.label for spec in plan.models], plan.runs_per_model())
+        self._plan = plan
+        for state in self.states.values():  # a turn's separator names its conversation
+            state.turn_totals = conversation_totals(plan)
         self.engine = Engine(
             plan,
             pool=self.app.pool,
@@ -301,6 +308,8 @@ class Dashboard(Screen):
             self._progress = f"run {event.index}/{event.total_runs}: {event.model}"
         elif type(event) is RunFinished:
             self._run_finished(event)
+        elif type(event) is RunJudged:
+            self._run_judged(event)
         elif type(event) is SessionStarted:
             self._progress = f"session {event.session_id[:8]}: {event.total_runs} runs"
         elif type(event) is SessionFinished:
@@ -314,11 +323,22 @@ class Dashboard(Screen):
         if record.status in ("error", "timeout"):
             notify_inert(self, f"{record.model_spec}: {record.error}", severity="error", timeout=8)
 
+    def _run_judged(self, event: RunJudged) -> None:
+        """A judge graded a run (after the last measured run): progress, and the judge's
+        mean ± stdev in the run's pane header."""
+        record = event.record
+        self._progress = f"judging {event.index}/{event.total}: {record.model_spec}"
+        state = self.states.get(record.model_spec or "")
+        if state is not None:
+            state.judge = judge_figure(record.quality)
+            state.dirty = True
+
     def _session_finished(self, event: SessionFinished) -> None:
         self._flush(final=True)
         self.last_finished = event
         if event.groups:
             self.query_one(ResultStrip).show(event.groups)
+            self.query_one(SessionExtras).show(event.records, self._plan)
         ok = sum(r.status == "ok" for r in event.records)
         where = "stored" if event.stored else "NOT stored (see the log)"
         verb = "cancelled" if event.cancelled else "finished"

@@ -24,6 +24,8 @@ from ..safe_text import inert, strip_controls
 from ..schema import get_path
 from .charts import TokensChart, telemetry_charts
 from .clipboard import copy_text
+from .turn_chart import TurnChartPanel
+from .turns import verdicts_table
 
 # (label, client path, server path, format, definition) - definitions follow README Metrics.
 FIGURES: tuple[tuple[str, str | None, str | None, str, str], ...] = (
@@ -123,6 +125,7 @@ class RunDetailScreen(Screen):
         Binding("2", "tab('tab-response')", "Response"),
         Binding("3", "tab('tab-charts')", "Charts"),
         Binding("4", "tab('tab-env')", "Env"),
+        Binding("j", "judge_tab", "Judge", show=False),
         Binding("y", "copy_id", "Copy id"),
         Binding("Y", "copy_response", "Copy response"),
     ]
@@ -166,6 +169,8 @@ class RunDetailScreen(Screen):
                     read_only=True, soft_wrap=True, show_line_numbers=False, id="response",
                 )  # fmt: skip
             with TabPane("3 Charts", id="tab-charts"), VerticalScroll(id="charts"):
+                if isinstance(r.get("turn"), int) and r.get("conversation_id"):
+                    yield TurnChartPanel(r)
                 yield TokensChart(self.series.get("arrivals_s"), id="chart-tokens")
                 yield from telemetry_charts(self.series.get("telemetry"))
             with TabPane("4 Environment", id="tab-env"), VerticalScroll():
@@ -180,6 +185,9 @@ class RunDetailScreen(Screen):
                 yield Static(_json_text({"tags": r.get("tags"), "session_id": r.get("session_id"),
                                          "warmup": r.get("warmup"), "cold": r.get("cold"),
                                          "repetition": r.get("repetition")}))  # fmt: skip
+            if (verdicts := verdicts_table(r.get("quality"))) is not None:
+                with TabPane("j Judge", id="tab-judge"), VerticalScroll(id="judge"):
+                    yield Static(verdicts, id="judge-verdicts")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -217,6 +225,12 @@ class RunDetailScreen(Screen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+
+    def action_judge_tab(self) -> None:
+        if self.query("#tab-judge"):
+            self.action_tab("tab-judge")
+        else:
+            self.notify("this run was not judged: J on the history screen grades runs")
 
     def action_copy_id(self) -> None:
         copy_text(self.app, str(self.record.get("id")), "run id")

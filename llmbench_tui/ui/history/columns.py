@@ -80,6 +80,7 @@ BLANK = Cell("")
 MARK = Cell("●", Style(bold=True))
 _GREEN, _RED, _YELLOW = Style(color="green"), Style(color="red"), Style(color="yellow")
 STATUS_STYLE = {"ok": _GREEN, "error": _RED, "timeout": _YELLOW, "cancelled": _YELLOW}
+STATUS_STYLE["skipped"] = Style(color="yellow", dim=True)  # a conversation turn never sent
 
 # Figures come before prompt and host so that they fit in 80 columns; the rest scrolls.
 COLUMNS: tuple[Column, ...] = (

@@ -84,6 +84,7 @@ class HistoryScreen(Screen):
         Binding("d,delete", "delete", "Delete"),
         Binding("y", "copy_id", "Copy id"),
         Binding("Y", "copy_response", "Copy response", show=False),
+        Binding("J", "judge", "Judge", show=False),
         Binding("right_square_bracket", "page(1)", "Next page", show=False),
         Binding("left_square_bracket", "page(-1)", "Prev page", show=False),
         Binding("escape,q", "close", "Back"),
@@ -570,6 +571,11 @@ class HistoryScreen(Screen):
             app.call_from_thread(notify_inert, app, f"Export failed: {exc}", severity="error")
             return
         app.call_from_thread(notify_inert, app, f"Exported {len(records)} runs to {path}")
+
+    def action_judge(self) -> None:
+        from ..judging import ask_and_judge
+
+        ask_and_judge(self)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -13,6 +13,7 @@ from textual_plotext import PlotextPlot
 from ...engine.report import footnotes, group_label, summary_table
 from ...engine.stats import GroupSummary
 from ...safe_text import inert, strip_controls
+from .session_extras import SessionExtras
 
 
 class BarChart(PlotextPlot):
@@ -47,11 +48,14 @@ class ResultStrip(Vertical):
     ResultStrip > DataTable { height: auto; max-height: 6; }
     ResultStrip > .notes { height: auto; max-height: 2; color: $text-muted; }
     ResultStrip > Horizontal { height: 1fr; min-height: 6; }
+    ResultStrip.-extras { height: 55%; min-height: 14; }
+    ResultStrip.-extras > Horizontal { display: none; }
     """
 
     def compose(self) -> ComposeResult:
         yield DataTable(zebra_stripes=True, cursor_type="row", id="summary-table")
         yield Static("", classes="notes")
+        yield SessionExtras(id="extras")
         with Horizontal():
             yield BarChart("decode tok/s (mean)", id="chart-decode")
             yield BarChart("TTFT s (mean)", id="chart-ttft")

@@ -18,6 +18,7 @@ from textual.widgets import Static
 from ...engine.events import ChunkReceived, RunStarted
 from ...safe_text import StreamSanitizer, strip_controls
 from ...schema import RunRecord
+from ..turns import turn_label
 from .stream_log import StreamLog
 
 _STATUS_STYLE = {
@@ -28,6 +29,7 @@ _STATUS_STYLE = {
     "error": "bold red",
     "timeout": "bold red",
     "cancelled": "bold yellow",
+    "skipped": "dim yellow",
 }
 
 
@@ -49,6 +51,8 @@ class PaneState:
     sanitizer: StreamSanitizer = field(default_factory=StreamSanitizer)
     in_thinking: bool = False
     dirty: bool = True
+    turn_totals: dict[str, int] = field(default_factory=dict)  # conversation id -> its turns
+    judge: str | None = None  # "judge 7.0 ± 0.5" once a run of this pane was judged
 
     def run_started(self, event: RunStarted, runs: int) -> None:
         self.run_no += 1
@@ -59,7 +63,8 @@ class PaneState:
         self.in_thinking = False
         kind = " (warm-up)" if event.warmup else " (cold)" if event.cold else ""
         sep = "\n\n" if self.text or self.pending else ""
-        self.pending.append(f"{sep}── run {self.run_no}/{runs}{kind} ──\n")
+        what = turn_label(event.prompt_id, self.turn_totals) or f"run {self.run_no}/{runs}"
+        self.pending.append(f"{sep}── {what}{kind} ──\n")
         self.dirty = True
 
     def chunk(self, event: ChunkReceived) -> None:
@@ -91,6 +96,11 @@ class PaneState:
         self.tokens = record.tokens.output or t.chunks
         self.elapsed_s = t.e2e_s or self.elapsed_s
         self.error = record.error
+        if record.status == "skipped":  # never started: it gets its separator here
+            self.run_no += 1
+            sep = "\n\n" if self.text or self.pending else ""
+            what = turn_label(record.prompt_id, self.turn_totals) or "run"
+            self.pending.append(f"{sep}── {what} · skipped ──")
         if record.status != "ok" and record.error:
             self.pending.append(f"\n[{record.status}] {record.error}\n")
         self.dirty = True
@@ -113,6 +123,8 @@ class PaneState:
         out.append(f"● {self.status}", style=_STATUS_STYLE.get(self.status, ""))
         if self.runs:
             out.append(f" {self.run_no}/{self.runs}", style="dim")
+        if self.judge:  # first line: narrow panes cut the second
+            out.append(f"  {self.judge}", style="bold")
         out.append("  ")
         out.append(strip_controls(self.label), style="bold")
         ttft = f"{self.ttft_s:.3f}s" if self.ttft_s is not None else "-"
