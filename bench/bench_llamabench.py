@@ -110,7 +110,7 @@ def run_llmbench(pp: int, tg: int, threads: int, reps: int, out: Path):
         "tg_client": mean(r["timings"]["decode_tok_s"] for r in runs),
         "exact": all(r["tokens"]["prompt"] == pp and r["tokens"]["output"] == tg for r in runs),
         "n": len(runs),
-        "cmd": f"LLMBENCH_GGUF_THREADS={threads} " + shlex.join(cmd[1:]),
+        "cmd": f"LLMBENCH_GGUF_THREADS={threads} python " + shlex.join(cmd[1:]),
     }
 
 
@@ -176,8 +176,8 @@ def main() -> int:
         f"`{args.cmake_args}`; ggml features of the installed library: "
         f"`{llama_cpp.llama_print_system_info().decode().strip()}`.",
         "",
-        f"The two tools alternate for {args.rounds} rounds (order flipped each round); each "
-        f"round is {args.reps} measured runs after one warm-up. Commands:",
+        f"Means over rounds below; the two tools alternate for {args.rounds} rounds (order "
+        f"flipped each round), each round {args.reps} measured runs after one warm-up. Commands:",
         "",
         *(f"    {c}" for c in lb[0]["cmd"]),
         f"    {ours[0]['cmd']}",
@@ -190,6 +190,15 @@ def main() -> int:
         ref, eng, cli = fig(lb, key), fig(ours, key), fig(ours, f"{key}_client")
         lines.append(f"| {label} | {ref:.1f} | {eng:.1f} | {eng / ref:.3f} | {cli:.1f} | "
                      f"{cli / ref:.3f} |")  # fmt: skip
+    # Each round ran the two tools back to back: the ratio within a round is the least disturbed
+    # by the machine's load changing over minutes; its median over rounds is given too.
+    paired = []
+    for key in ("pp", "tg"):
+        eng = statistics.median(b[key] / a[key] for a, b in zip(lb, ours, strict=True))
+        cli = statistics.median(b[f"{key}_client"] / a[key] for a, b in zip(lb, ours, strict=True))
+        paired.append(f"{key} {eng:.3f} (perf counters), {cli:.3f} (client)")
+    lines += ["", "Median over rounds of the within-round ratio llmbench / llama-bench: "
+              + "; ".join(paired) + "."]  # fmt: skip
     per_round = "; ".join(
         f"round {i + 1}: llama-bench {a['pp']:.1f}/{a['tg']:.1f}, llmbench {b['pp']:.1f}/"
         f"{b['tg']:.1f}"
