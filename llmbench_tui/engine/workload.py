@@ -15,11 +15,12 @@ How a prompt gets its exact size, without any tokenizer download:
   is fitted to the exact count (``fit_exact``); the in-process engine then evaluates exactly those
   token ids;
 - a backend without one (Ollama, other OpenAI servers) is **calibrated** (``calibrate``): a text
-  is sent for one output token, the prompt count the server reports is read and the word count
-  adjusted by the secant method, at most ``MAX_PROBES`` probes per (model, size). Each run then
-  sends the calibrated words in a fresh random order: the count is unchanged for any tokenizer
-  that splits at spaces, and no two prompts share a prefix. The count stored is always the
-  server's, never an estimate.
+  of random words meant to fall short is sent for one output token, the prompt count the server
+  reports is read, and short one-token words are appended for the tokens still missing (their
+  real size learnt from the previous probe), at most ``MAX_PROBES`` probes per (model, size).
+  Each run then sends the calibrated words in a fresh random order (the first word kept in
+  place): the count is unchanged for any tokenizer that splits at spaces, and no two prompts
+  share more than that first word. The count stored is always the server's, never an estimate.
 
 **Cache honesty**: every prompt is built from a fresh random word stream, so no server can reuse
 a cached prefix by accident. Where the server says it did (``FinalChunk.cached_tokens``) the count
@@ -335,6 +336,17 @@ async def fit_exact(
     return best
 
 
+# Short, very common words: one token each (with a leading space) in the usual BPE vocabularies
+# and under the Ollama test server's rule. Calibration fills the last part of a prompt with them.
+_UNIT_TEXT = """
+the and of to in is it on as at by or an be do go if my no so up we he me us all one two can had
+her was for not but you his has see now way who did get may day use man new old any few say she
+our out
+"""
+UNIT_WORDS = tuple(_UNIT_TEXT.split())
+BODY_SHARE = 0.6  # the first probe's random words aim at 60 % of the tokens, so it falls short
+
+
 async def calibrate(
     probe: Counter,
     target: int,
@@ -345,38 +357,45 @@ async def calibrate(
 ) -> Fit:
     """Words whose text the server reports as ``target`` prompt tokens, in ``max_probes`` probes.
 
-    Probe k sends the first ``n_k`` words of one random word stream (so the count can only grow
-    with ``n``): ``n_1`` assumes one token per word, ``n_2`` scales by the ratio observed, ``n_3``
-    follows the secant through the two probes. The closest probe is kept.
+    Probe 1 sends random words (``stream``) meant to fall short of the target (``BODY_SHARE``);
+    the server's count of that text is then known exactly, and each next probe appends (or
+    drops) short one-token words (``UNIT_WORDS``) for the tokens still missing, learning how many
+    tokens such a word really is from the previous probe. With a tokenizer that splits at spaces,
+    the count of a word list does not depend on its order, which is what lets every run send a
+    fresh shuffle of the result. The closest probe is kept.
     """
     prefix = list(prefix)
     base = prefix_count or 0
-    n = max(1, target - base)
-    points: list[tuple[int, int]] = []
+    n_body = max(1, int((target - base) * BODY_SHARE))
+    body = prefix + stream.first(n_body)
+    tail: list[str] = []
+    per_unit = 1.0
     best: Fit | None = None
-    for k in range(max_probes):
-        words = prefix + stream.first(n)
+    probes = 0
+    body_count: int | None = None
+    while probes < max_probes:
+        words = body + tail
         c = await _count(probe, join(words))
-        points.append((n, c))
+        probes += 1
         if best is None or abs(c - target) < abs((best.count or 0) - target):
-            best = Fit(words, c, k + 1, c == target)
+            best = Fit(words, c, probes, c == target)
         if c == target:
             break
-        if len(points) == 1:
-            per_word = max((c - base) / n, 0.05)
-            nxt = n + (target - c) / per_word
-        else:
-            (n0, c0), (n1, c1) = points[-2], points[-1]
-            slope = (c1 - c0) / (n1 - n0) if n1 != n0 and c1 != c0 else max((c1 - base) / n1, 0.05)
-            nxt = n1 + (target - c1) / slope
-        nxt_i = max(1, round(nxt))
-        if nxt_i == n:
-            nxt_i = n + (1 if c < target else -1)
-            if nxt_i < 1:
-                break
-        n = nxt_i
+        if body_count is None:
+            body_count = c
+            if c > target:  # the random words alone overshoot: keep fewer of them
+                share = (target - base) / max(c - base, 1)
+                body = prefix + body[len(prefix) :][: max(1, int(n_body * share * BODY_SHARE))]
+                body_count = None
+                continue
+        elif tail:
+            per_unit = max((c - body_count) / len(tail), 0.5)
+        missing = round((target - body_count) / per_unit)
+        if missing < 0:
+            break
+        tail = [stream.rng.choice(UNIT_WORDS) for _ in range(missing)]
     assert best is not None
-    best.probes = len(points)
+    best.probes = probes
     return best
 
 
@@ -510,12 +529,17 @@ class PromptBuilder:
             probes_now += fit.probes
             self._calibrated[key] = (fit, ctx_fit)
         fit, ctx_fit = self._calibrated[key]
-        # A fresh order of the same words every run: same count, no shared prefix.
+        # A fresh order of the same words every run: same count, no shared prefix beyond the
+        # first word (kept in place: without a leading space it may tokenize differently).
         n_ctx = len(ctx_fit.words) if ctx_fit else 0
-        ctx_words = list(fit.words[:n_ctx])
-        rest_words = list(fit.words[n_ctx:])
+        words = list(fit.words)
+        ctx_words, rest_words = words[1:n_ctx], words[max(n_ctx, 1) :]
         self.rng.shuffle(ctx_words)
         self.rng.shuffle(rest_words)
+        if n_ctx:
+            ctx_words = words[:1] + ctx_words
+        else:
+            rest_words = words[:1] + rest_words
         context = join(ctx_words)
         text = join(ctx_words + rest_words)
         exact = fit.count == cell.depth + cell.pp and (
@@ -567,7 +591,8 @@ def record_fields(
     expected_cache = cell.depth if cell.depth else 0
     if role == "repeat":
         expected_cache = requested
-    if cached_tokens and cached_tokens > expected_cache:
+    # Any two prompts share a BOS and maybe a first word: a few cached tokens inflate nothing.
+    if cached_tokens and cached_tokens > expected_cache + max(4, requested // 100):
         flags.append(
             f"{cached_tokens} prompt tokens came from the server's cache: the prefill rate is "
             "inflated"
