@@ -73,7 +73,8 @@ def test_fixtures_end_to_end_expected_answers_score_ten(ollama_server, tmp_path)
     prompts = {p.id: p for p in load_suite(path).prompts}
     for record in records:
         quality = record["quality"]
-        assert set(quality) == {"score", "checks", "scored_at"}
+        assert set(quality) == {"score", "checks", "scored_at", "judge"}
+        assert quality["judge"] is None  # no judge check, no --judge
         assert quality["scored_at"].endswith("Z")
         assert all(set(c) == {"name", "kind", "passed", "score", "detail"}
                    for c in quality["checks"])

@@ -112,7 +112,8 @@ def test_llmbench_score_rescores_with_the_current_checks(tmp_path):
     assert first["quality"]["score"] == 10.0
     assert first["quality"]["checks"] == [{"name": "contains:sand", "kind": "contains",
                                            "passed": True, "score": 1.0,
-                                           "detail": "'sand' found at line 1"}]
+                                           "detail": "'sand' found at line 1",
+                                           "weight": 1.0}]
     assert first["quality_history"] == [mine[0]["quality"]]
     assert store.get_run(other["id"])["quality"] == other["quality"]  # left alone
     assert "quality_history" not in store.get_run(elsewhere["id"])

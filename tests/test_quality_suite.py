@@ -16,7 +16,7 @@ from llmbench_tui.suite import SuiteError, load_suite, locate
 EXAMPLES = Path(__file__).parent.parent / "examples"
 LLMBENCH = [sys.executable, "-m", "llmbench_tui.cli"]
 KINDS = ("'contains', 'not_contains', 'regex', 'exact', 'json', 'json_schema', 'length', "
-         "'python', 'typescript', 'structure'")
+         "'python', 'typescript', 'structure', 'judge'")
 
 GOOD = """\
 name = "q"

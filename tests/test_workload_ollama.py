@@ -15,7 +15,7 @@ from llmbench_tui.engine import goodput
 from llmbench_tui.engine.runner import Engine, Plan
 from llmbench_tui.engine.workload import PromptBuilder, Workload, cell_prompt, make_cells
 from llmbench_tui.schema import ModelSpec, Options
-from llmbench_tui.workload_syntax import Cell
+from llmbench_tui.workload_syntax import Cell, parse_slo
 
 LLMBENCH = [sys.executable, "-m", "llmbench_tui.cli"]
 
@@ -62,7 +62,7 @@ async def test_sweep_records_three_levels_with_goodput(ollama_server):
     ollama_server.add_model(FakeModel("sweep:1b", tokens=[f" w{i}" for i in range(12)],
                                       token_delay_s=0.004, parallel=2))  # fmt: skip
     url = ollama_server.url
-    slos = [goodput.parse_slo("ttft_s<=5"), goodput.parse_slo("itl_p90_s<=1")]
+    slos = [parse_slo("ttft_s<=5"), parse_slo("itl_p90_s<=1")]
     workload = Workload(make_cells([64], [8], [0]), levels=[1, 2, 4], slos=slos)
     plan = Plan(models=[ModelSpec.parse(f"ollama:sweep:1b@{url}")],
                 prompts=[cell_prompt(c) for c in workload.cells], repetitions=2, warmup=1,
