@@ -76,7 +76,7 @@ def test_fixtures_end_to_end_expected_answers_score_ten(ollama_server, tmp_path)
         assert set(quality) == {"score", "checks", "scored_at", "judge"}
         assert quality["judge"] is None  # no judge check, no --judge
         assert quality["scored_at"].endswith("Z")
-        assert all(set(c) == {"name", "kind", "passed", "score", "detail"}
+        assert all(set(c) == {"name", "kind", "passed", "score", "detail", "weight"}
                    for c in quality["checks"])
         # Exactly what score_answer gives for the stored response (allow_code_exec by flag).
         again = score_answer(record["response"], prompts[record["prompt_id"]].checks,
