@@ -1,10 +1,17 @@
 """Compare marked runs: side-by-side figures, % differences, noise verdicts, bars per side.
 
 The sides are chosen from what was marked: one side per model when several models are marked,
-else one per session, else one per run. The first side is the baseline; every other side is
+else one per machine (the same model measured on different machines), else one per session, else
+one per run. The first side is the baseline; every other side is
 compared with it through ``compare.compare_records`` (Welch's t-test over the repetitions, the
 same logic as ``llmbench compare``), so the screen and the command line never disagree. With one
 counted run a side there is no spread, and the verdict column says ``n<2`` instead of guessing.
+
+Above the table, the same sentences as ``llmbench compare`` when a comparison rests on shaky
+ground: sides measured on different machines (or one machine whose driver, kernel or OS changed:
+``compare.machine_notes``), and runs measured beside other work or holding physically impossible
+figures (``compare.condition_notes``). The machine of each run is its ``machine`` block, which
+the history screen fills in from the session for runs stored before runs carried one.
 """
 
 from __future__ import annotations
@@ -19,10 +26,19 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ..compare import FigureDiff, compare_records, values
+from ..compare import (
+    FigureDiff,
+    compare_records,
+    condition_notes,
+    machine_key,
+    machine_label,
+    machine_notes,
+    record_machines,
+    values,
+)
 from ..engine.stats import counted
 from ..formatting import local_time, short_host
-from ..safe_text import strip_controls
+from ..safe_text import inert, strip_controls
 from .charts import BarChart
 
 # Figures shown, in order (client and server side by side, as everywhere else).
@@ -41,11 +57,26 @@ FIGURES = (
 VERDICT_STYLE = {"real": "bold", "noise": "dim", "n<2": "dim italic"}
 
 
+def _machine(record: dict[str, Any]) -> dict[str, Any] | None:
+    block = record.get("machine")
+    return block if isinstance(block, dict) else None
+
+
+def machine_side(record: dict[str, Any]) -> str:
+    """The machine that did the work, named (``compare.machine_label``)."""
+    block = _machine(record)
+    key = machine_key(record, block) or "?"
+    return machine_label(key, block)
+
+
 def side_key(records: list[dict[str, Any]]) -> tuple[str, Callable[[dict[str, Any]], str]]:
-    """How to split the marked runs into sides: by model, else session, else run."""
+    """How to split the marked runs into sides: by model, else machine, else session, else run."""
     models = {f"{r.get('model')} ({short_host(r)})" for r in records}
     if len(models) > 1:
         return "model", lambda r: f"{r.get('model')} ({short_host(r)})"
+    machines = {machine_key(r, _machine(r)) for r in records}
+    if len(machines - {None}) > 1:
+        return "machine", machine_side
     if len({r.get("session_id") for r in records}) > 1:
         return "session", lambda r: str(r.get("session_id"))
     # The whole id keys the side (prefixes of ids made in the same second can collide).
@@ -71,6 +102,26 @@ def diffs_against_base(sides: dict[str, list[dict[str, Any]]]) -> dict[str, dict
     return out
 
 
+def caution_notes(
+    sides: dict[str, list[dict[str, Any]]], short: Callable[[str], str], kind: str = "model"
+) -> list[str]:
+    """``machine_notes`` and ``condition_notes`` of every side against the first (the baseline),
+    each sentence once. Sides split by machine are each one machine by construction: the title
+    says so, and "ran on different machines" would only repeat it."""
+    names = list(sides)
+    base = sides[names[0]]
+    base_machines = record_machines(base)
+    notes: list[str] = []
+    for name in names[1:]:
+        pair = (short(names[0]), short(name))
+        found = []
+        if kind != "machine":
+            found = machine_notes(base_machines, record_machines(sides[name]), pair)
+        found += condition_notes(base, sides[name], pair)
+        notes.extend(n for n in found if n not in notes)
+    return notes
+
+
 def mean_sd(records: list[dict[str, Any]], path: str, fmt: str) -> str:
     xs = values(counted(records), path)
     if not xs:
@@ -90,6 +141,7 @@ class CompareScreen(Screen):
     CompareScreen #compare-title { height: auto; background: $boost; padding: 0 1; }
     CompareScreen #compare-table { height: auto; max-height: 14; }
     CompareScreen #compare-note { height: auto; color: $text-muted; padding: 0 1; }
+    CompareScreen #compare-cautions { height: auto; color: $warning; padding: 0 1; }
     CompareScreen #bars { height: 12; }
     CompareScreen #bars BarChart { width: 1fr; height: 12; }
     """
@@ -107,6 +159,10 @@ class CompareScreen(Screen):
                  f"baseline: {strip_controls(names[0])}"), id="compare-title",
         )  # fmt: skip
         with VerticalScroll():
+            cautions = caution_notes(self.sides, self._short, self.kind)
+            if cautions:
+                # Host names and CPU models can come from another machine's export: inert.
+                yield Static(inert("\n".join(f"! {n}" for n in cautions)), id="compare-cautions")
             yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
             excluded = len(self.records) - len(counted(self.records))
             note = (

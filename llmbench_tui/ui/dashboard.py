@@ -5,9 +5,17 @@ figures and appends text to per-pane buffers (``PaneState``). A timer at ``FLUSH
 buffered text onto the screen, so the cost of drawing does not grow with the token rate — on a
 2-core machine drawing each token as it arrives would steal the CPU the model is measured on.
 Every figure shown comes from the engine's events and records, never from the widget's clock.
+
+Before a session starts, the telemetry hub says how busy the machine was with other work over the
+sampler's last second (``TelemetryHub.recent_busy``, no waiting): when it is not idle a warning
+toast says so, and the measurement is handed to the hub (``pre_session``) so the session's
+environment records it, exactly as ``--batch`` does with its own measurement.
 """
 
 from __future__ import annotations
+
+import contextlib
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -15,6 +23,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Static, TabbedContent, TabPane
 
@@ -253,6 +262,7 @@ class Dashboard(Screen):
 
     def start(self, plan: Plan) -> None:
         """Create the panes and run ``plan`` through the same engine and store as ``--batch``."""
+        self.warn_if_busy()
         self.prepare_panes([spec.label for spec in plan.models], plan.runs_per_model())
         self._plan = plan
         for state in self.states.values():  # a turn's separator names its conversation
@@ -267,6 +277,31 @@ class Dashboard(Screen):
         self._progress = "starting…"
         self._set_running(True)
         self.run_worker(self._run_engine(self.engine), exclusive=True, group="engine")
+
+    def warn_if_busy(self) -> Any:
+        """How busy the machine is with other work right now (the sampler's last second): warn
+        when it is not idle, and hand the measurement to the hub for the session's environment.
+        Returns the measurement (``conditions.Busy``), or ``None`` without a hub or samples."""
+        hub = self.app.hub
+        if hub is None:
+            return None
+        try:
+            busy = hub.recent_busy()
+        except Exception:  # a sampler problem must never keep a session from starting
+            return None
+        if busy is None:
+            return None
+        hub.pre_session = busy
+        if not busy.idle:
+            # The sentence may name other processes: shown inert.
+            notify_inert(
+                self,
+                f"{busy.sentence()}: figures measured now may not be comparable",
+                title="machine busy",
+                severity="warning",
+                timeout=10,
+            )
+        return busy
 
     def prepare_panes(self, labels: list[str], runs_per_model: int) -> None:
         """One empty pane per model; engine events for those labels fill them."""
@@ -285,7 +320,9 @@ class Dashboard(Screen):
             notify_inert(self, f"the session stopped: {exc}", severity="error", timeout=10)
         finally:
             self.engine = None
-            self._set_running(False)
+            # The app may be closing: its widgets can be gone by the time the engine returns.
+            with contextlib.suppress(NoMatches):
+                self._set_running(False)
 
     def _set_running(self, running: bool) -> None:
         self.query_one("#run-button", Button).disabled = running
@@ -337,7 +374,7 @@ class Dashboard(Screen):
         self._flush(final=True)
         self.last_finished = event
         if event.groups:
-            self.query_one(ResultStrip).show(event.groups)
+            self.query_one(ResultStrip).show(event.groups, event.records)
             self.query_one(SessionExtras).show(event.records, self._plan)
         ok = sum(r.status == "ok" for r in event.records)
         where = "stored" if event.stored else "NOT stored (see the log)"

@@ -1,10 +1,20 @@
-"""The detail of one run: figures with their definitions, the response, charts, environment.
+"""The detail of one run: figures with their definitions, the response, charts, environment and
+the answer's quality checks.
 
 Client and server figures sit in one row per figure so the harness overhead (client vs server
-decode rate) is visible. The definition of the highlighted figure is shown in full under the
-table, so the "help" for a figure needs no mouse hover. The response and every
-other model- or user-provided string pass through ``safe_text.strip_controls`` and are
-shown as plain text in a read-only ``TextArea`` (scrollable, selectable, never parsed as markup).
+decode rate) is visible. The definition of the highlighted figure is shown in
+full under the table, so the "help" for a figure needs no mouse hover. A figure the engine found
+physically impossible (``efficiency.implausible``: a decode rate above the bandwidth ceiling) is
+marked ``!`` and its definition says so; it is never shown as if it were true.
+
+The Environment tab names the machine (the run's ``machine`` block, else its session's), the run's
+conditions (how busy the machine was with other work, threads, shared streams), the record's
+warnings, and the session's environment (without the per-model part, which is the run's own
+``environment``). The Checks tab lists each quality check with its verdict, score and detail.
+
+The response and every other model-, user- or machine-provided string (check details, host names
+from imported files) pass through ``safe_text.strip_controls`` and are shown as plain
+text: ``Text`` objects or a read-only ``TextArea``, never parsed as markup.
 """
 
 from __future__ import annotations
@@ -20,7 +30,9 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane, TextArea
 
-from ..safe_text import inert, strip_controls
+from ..engine.environment import machine_line
+from ..formatting import fmt_num, local_time
+from ..safe_text import inert, one_line, strip_controls
 from ..schema import get_path
 from .charts import TokensChart, telemetry_charts
 from .clipboard import copy_text
@@ -81,6 +93,9 @@ FIGURES: tuple[tuple[str, str | None, str | None, str, str], ...] = (
      "model_bytes x decode_tok_s / 1e9: memory bandwidth the decoding needed."),
     ("MBU", "efficiency.mbu", None, "{:.2f}",
      "Model bandwidth utilisation: achieved_gb_s / peak_gb_s of the device."),
+    ("ceiling tok/s", "efficiency.ceiling_tok_s", None, "{:.1f}",
+     "The physical ceiling of the decode rate: peak_gb_s / model bytes (each token reads the "
+     "whole model once); a measured rate above it is impossible."),
     ("score", "quality.score", None, "{:.1f}", "Quality score 0-10 from the prompt's checks."),
 )  # fmt: skip
 
@@ -100,6 +115,127 @@ def figure(record: dict[str, Any], path: str | None, fmt: str) -> str:
     if isinstance(node, bool) or not isinstance(node, int | float):
         return "-"
     return fmt.format(node)
+
+
+IMPOSSIBLE = (
+    "physically impossible: above the bandwidth ceiling. The peak bandwidth or the model's size "
+    "is wrong (run `llmbench calibrate` again), so this figure is not meaningful. "
+)
+VERDICT = {True: ("✓", "green"), False: ("✗", "bold red"), None: ("not run", "dim")}
+DETAIL_WIDTH = 60  # a check's detail in the table; the highlighted one is shown in full below
+
+
+def implausible_paths(record: dict[str, Any]) -> set[str]:
+    """The figure paths the engine flagged as physically impossible (``efficiency.implausible``)."""
+    flagged = get_path(record, "efficiency.implausible")
+    return {p for p in flagged if isinstance(p, str)} if isinstance(flagged, list) else set()
+
+
+def record_warnings(record: dict[str, Any]) -> list[str]:
+    warnings = record.get("warnings")
+    return [str(w) for w in warnings if w] if isinstance(warnings, list) else []
+
+
+def _pct(value: Any) -> str:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return f"{value:.0f} %" if number else "-"
+
+
+def condition_lines(record: dict[str, Any]) -> list[str]:
+    """The run's conditions (``efficiency.conditions``) as sentences; empty when none were kept."""
+    from ..engine.efficiency import BUSY_OTHER_CPU_PCT
+
+    cond = get_path(record, "efficiency.conditions")
+    if not isinstance(cond, dict):
+        return []
+    lines = []
+    mean, peak = cond.get("other_cpu_pct"), cond.get("other_cpu_pct_max")
+    if mean is not None or "busy" in cond:
+        line = f"other processes' CPU: {_pct(mean)} of the machine (peak {_pct(peak)})"
+        if cond.get("busy"):
+            line += (f": busy, above {BUSY_OTHER_CPU_PCT:.0f} %, so this run's figures are not "
+                     "comparable")  # fmt: skip
+        elif mean is not None:
+            line += f": quiet (busy above {BUSY_OTHER_CPU_PCT:.0f} %)"
+        lines.append(line)
+    if cond.get("threads"):
+        lines.append(f"threads: {one_line(cond['threads'])} (the in-process engine's)")
+    if cond.get("cpu_shared_streams"):
+        lines.append(f"shared: {one_line(cond['cpu_shared_streams'])} in-process streams shared "
+                     "one model instance and its threads")  # fmt: skip
+    if cond.get("context_length"):
+        lines.append(f"context allocated: {one_line(cond['context_length'])} tokens")
+    return lines
+
+
+def session_condition_line(session: dict[str, Any] | None) -> str | None:
+    """How busy the machine was as the session began (``environment.conditions``)."""
+    env = session.get("environment") if isinstance(session, dict) else None
+    cond = env.get("conditions") if isinstance(env, dict) else None
+    if not isinstance(cond, dict):
+        return None
+    state = "idle" if cond.get("idle") else "not idle" if cond.get("idle") is False else "?"
+    line = f"as the session began: {state}, other processes used {_pct(cond.get('other_cpu_pct'))}"
+    top = [t for t in cond.get("top") or [] if isinstance(t, dict)]
+    if top and cond.get("idle") is False:
+        line += " (" + ", ".join(
+            f"{one_line(t.get('name'), 24)} {_pct(t.get('cpu_pct'))}" for t in top
+        ) + ")"
+    load = cond.get("load_avg")
+    if isinstance(load, list) and load:
+        line += f"; load average {fmt_num(load[0])} on {one_line(cond.get('cpus'))} CPUs"
+    return line
+
+
+def machine_lines(machine: dict[str, Any]) -> list[str]:
+    """The machine block, one field a line, for people."""
+    ram = machine.get("ram_mb")
+    gib = f"{ram / 1024:.1f} GiB" if isinstance(ram, int | float) else None
+    cores = " / ".join(
+        f"{machine[k]} {label}" for k, label in (("cores", "cores"), ("threads", "threads"))
+        if machine.get(k)
+    )  # fmt: skip
+    fields = (
+        ("host", machine.get("hostname")), ("OS", machine.get("os")),
+        ("kernel", machine.get("kernel")), ("arch", machine.get("arch")),
+        ("CPU", machine.get("cpu")), ("CPUs", cores or None), ("RAM", gib),
+        ("GPU", machine.get("gpu") or "none"), ("GPU driver", machine.get("gpu_driver")),
+        ("machine id", machine.get("machine_id")),
+    )  # fmt: skip
+    return [f"{label}: {one_line(value)}" for label, value in fields if value not in (None, "")]
+
+
+def check_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    quality = record.get("quality")
+    checks = quality.get("checks") if isinstance(quality, dict) else None
+    return [c for c in checks if isinstance(c, dict)] if isinstance(checks, list) else []
+
+
+def quality_summary(record: dict[str, Any]) -> str:
+    """``score 6.7/10 · 3 checks: 2 passed, 1 failed · scored 2025-...``, or why there is none."""
+    quality = record.get("quality")
+    if not isinstance(quality, dict):
+        if record.get("status") != "ok":
+            return "Not scored: only answers of successful runs are scored."
+        return "Not scored: the prompt has no checks (add [[prompts.checks]] to the suite)."
+    score = quality.get("score")
+    shown = f"score {score:.1f}/10" if isinstance(score, int | float) else "no score (no check ran)"
+    checks = check_rows(record)
+    counts = {True: 0, False: 0, None: 0}
+    for check in checks:
+        passed = check.get("passed")
+        counts[passed if isinstance(passed, bool) else None] += 1
+    parts = [f"{counts[True]} passed", f"{counts[False]} failed"]
+    if counts[None]:
+        parts.append(f"{counts[None]} not run (left out of the score)")
+    line = f"{shown} · {len(checks)} checks: {', '.join(parts)}"
+    if quality.get("scored_at"):
+        line += f" · scored {local_time(quality.get('scored_at'))}"
+    for old in record.get("quality_history") or []:
+        if isinstance(old, dict):
+            line += (f"\nearlier: {one_line(fmt_num(old.get('score'), 3))}/10 scored "
+                     f"{local_time(old.get('scored_at'))}")  # fmt: skip
+    return line
 
 
 def overhead(record: dict[str, Any]) -> str | None:
@@ -126,6 +262,7 @@ class RunDetailScreen(Screen):
         Binding("3", "tab('tab-charts')", "Charts"),
         Binding("4", "tab('tab-env')", "Env"),
         Binding("j", "judge_tab", "Judge", show=False),
+        Binding("5", "tab('tab-checks')", "Checks"),
         Binding("y", "copy_id", "Copy id"),
         Binding("Y", "copy_response", "Copy response"),
     ]
@@ -134,17 +271,36 @@ class RunDetailScreen(Screen):
     RunDetailScreen TabbedContent { height: 1fr; }
     RunDetailScreen TabPane { padding: 0; }
     RunDetailScreen #figures { height: 1fr; }
-    RunDetailScreen #definition { height: 3; padding: 0 1; color: $text-muted;
-                                  border-top: solid $primary; }
+    RunDetailScreen #definition { height: auto; min-height: 3; max-height: 7; padding: 0 1;
+                                  color: $text-muted; border-top: solid $primary; }
     RunDetailScreen #response { height: 1fr; }
     RunDetailScreen .note { height: auto; padding: 0 1; color: $warning; }
+    RunDetailScreen .heading { text-style: bold; margin-top: 1; }
+    RunDetailScreen #checks { height: auto; max-height: 1fr; }
+    RunDetailScreen #checks-summary { height: auto; padding: 0 1; background: $boost; }
+    RunDetailScreen #check-detail { height: auto; min-height: 3; padding: 0 1;
+                                    border-top: solid $primary; }
     RunDetailScreen #charts Chart { height: 12; }
     """
 
-    def __init__(self, record: dict[str, Any], series: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        record: dict[str, Any],
+        series: dict[str, Any] | None,
+        *,
+        session: dict[str, Any] | None = None,
+        machine: dict[str, Any] | None = None,
+    ) -> None:
+        """``session``: the run's session (its environment is shown); ``machine``: the machine
+        block when the record has none of its own (``Store.machine_of``)."""
         super().__init__()
         self.record = record
         self.series = series or {}
+        self.session = session
+        own = record.get("machine")
+        self.machine = own if isinstance(own, dict) else machine
+        self.implausible = implausible_paths(record)
+        self.checks = check_rows(record)
 
     def compose(self) -> ComposeResult:
         r = self.record
@@ -158,6 +314,12 @@ class RunDetailScreen(Screen):
         yield Static(title, id="detail-title")
         with TabbedContent(id="detail-tabs"):
             with TabPane("1 Figures", id="tab-figures"):
+                warnings = record_warnings(r)
+                if warnings:
+                    more = f" (+{len(warnings) - 1} more in 4 Environment)"
+                    more = more if len(warnings) > 1 else ""
+                    yield Static(inert(f"! {one_line(warnings[0])}{more}"), classes="note",
+                                 id="figures-warning")  # fmt: skip
                 yield DataTable(id="figures", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="definition")
             with TabPane("2 Response", id="tab-response"):
@@ -173,22 +335,62 @@ class RunDetailScreen(Screen):
                     yield TurnChartPanel(r)
                 yield TokensChart(self.series.get("arrivals_s"), id="chart-tokens")
                 yield from telemetry_charts(self.series.get("telemetry"))
-            with TabPane("4 Environment", id="tab-env"), VerticalScroll():
-                yield Static(Text("prompt", style="bold"))
+            with TabPane("4 Environment", id="tab-env"), VerticalScroll(id="env"):
+                yield from self._conditions()
+                yield Static(Text("prompt", style="bold"), classes="heading")
                 yield Static(inert(r.get("prompt") or ""), id="env-prompt")
                 if r.get("system"):
                     yield Static(inert(f"system: {r['system']}"))
                 yield Static(Text("options", style="bold"))
                 yield Static(_json_text(r.get("options") or {}), id="env-options")
-                yield Static(Text("environment", style="bold"))
+                yield Static(Text("environment (the model)", style="bold"))
                 yield Static(_json_text(r.get("environment") or {}), id="env-environment")
+                env = self.session.get("environment") if isinstance(self.session, dict) else None
+                if isinstance(env, dict) and env:
+                    # Every model of the session is in its environment; this run's is above.
+                    yield Static(Text("session environment", style="bold"))
+                    shown = {k: v for k, v in env.items() if k != "models"}
+                    yield Static(_json_text(shown), id="env-session")
                 yield Static(_json_text({"tags": r.get("tags"), "session_id": r.get("session_id"),
                                          "warmup": r.get("warmup"), "cold": r.get("cold"),
                                          "repetition": r.get("repetition")}))  # fmt: skip
+            with TabPane("5 Checks", id="tab-checks"):
+                yield Static(inert(quality_summary(r)), id="checks-summary")
+                if self.checks:
+                    yield DataTable(id="checks", cursor_type="row", zebra_stripes=True)
+                    yield Static("", id="check-detail")
             if (verdicts := verdicts_table(r.get("quality"))) is not None:
                 with TabPane("j Judge", id="tab-judge"), VerticalScroll(id="judge"):
                     yield Static(verdicts, id="judge-verdicts")
         yield Footer()
+
+    def _conditions(self) -> ComposeResult:
+        """Warnings, the machine and the run conditions: what the figures were measured under."""
+        warnings = record_warnings(self.record)
+        if warnings:
+            yield Static(Text("warnings", style="bold"))
+            text = Text()
+            for i, warning in enumerate(warnings):
+                text.append("\n" if i else "")
+                text.append("! ", style="bold")
+                text.append(strip_controls(warning))
+            yield Static(text, classes="note", id="env-warnings")
+        yield Static(Text("machine", style="bold"), classes="heading" if warnings else "")
+        if self.machine:
+            yield Static(inert(one_line(machine_line(self.machine))), id="env-machine-line")
+            yield Static(inert("\n".join(machine_lines(self.machine))), id="env-machine")
+        else:
+            yield Static(Text("unknown: the run has no machine block and its session is not stored",
+                              style="dim"), id="env-machine-line")  # fmt: skip
+        lines = condition_lines(self.record)
+        began = session_condition_line(self.session)
+        if began:
+            lines.append(began)
+        if lines:
+            yield Static(Text("run conditions", style="bold"), classes="heading")
+            busy = bool(get_path(self.record, "efficiency.conditions.busy"))
+            yield Static(inert("\n".join(lines), style="bold" if busy else ""),
+                         id="env-conditions")  # fmt: skip
 
     def on_mount(self) -> None:
         table = self.query_one("#figures", DataTable)
@@ -197,12 +399,54 @@ class RunDetailScreen(Screen):
             c, s = figure(self.record, client, fmt), figure(self.record, server, fmt)
             if c in ("", "-") and s in ("", "-"):
                 continue
-            table.add_row(label, Text(c, justify="right"), Text(s, justify="right"), key=label)
+            cells = [self._figure_cell(c, client), self._figure_cell(s, server)]
+            if {client, server} & self.implausible:
+                label = f"! {label}"
+            table.add_row(label, *cells, key=label)
         gap = overhead(self.record)
         if gap is not None:
             table.add_row("client vs server", Text(gap, justify="right"), "", key="overhead")
+        self._fill_checks()
         table.focus()
         self._define(table)
+
+    def _figure_cell(self, text: str, path: str | None) -> Text:
+        if path is not None and path in self.implausible and text not in ("", "-"):
+            return Text(f"! {text}", style="bold red", justify="right")
+        return Text(text, justify="right")
+
+    def _fill_checks(self) -> None:
+        if not self.checks:
+            return
+        table = self.query_one("#checks", DataTable)
+        table.add_columns("passed", "score", "check", "kind", "detail")
+        for i, check in enumerate(self.checks):
+            passed = check.get("passed")
+            mark, style = VERDICT.get(passed if isinstance(passed, bool) else None, VERDICT[None])
+            score = check.get("score")
+            shown = f"{score:.2f}" if isinstance(score, int | float) else "-"
+            # Names come from suite files, details from the model's answer: inert Text only.
+            table.add_row(
+                Text(mark, style=style), Text(shown, justify="right"),
+                inert(one_line(check.get("name"), 40)), inert(one_line(check.get("kind"), 16)),
+                inert(one_line(check.get("detail"), DETAIL_WIDTH)), key=str(i),
+            )  # fmt: skip
+        self._show_check(0)
+
+    def _show_check(self, index: int) -> None:
+        if not 0 <= index < len(self.checks):
+            return
+        check = self.checks[index]
+        passed = check.get("passed")
+        verdict = {True: "passed", False: "failed"}.get(passed, "not run") if isinstance(
+            passed, bool | None) else "?"  # fmt: skip
+        head = f"{one_line(check.get('name'))} ({one_line(check.get('kind'))}): {verdict}"
+        detail = strip_controls(str(check.get("detail") or "no detail"))
+        self.query_one("#check-detail", Static).update(Text(f"{head}\n{detail}"))
+
+    @on(DataTable.RowHighlighted, "#checks")
+    def _check_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_check(event.cursor_row)
 
     _DEFINITIONS = {f[0]: f[4] for f in FIGURES} | {
         "overhead": "(client decode tok/s - server decode tok/s) / server: the harness and "
@@ -215,9 +459,13 @@ class RunDetailScreen(Screen):
                 Text("No figures were recorded for this run.")
             )
             return
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value or ""
+        label = key.removeprefix("! ")
+        definition = self._DEFINITIONS.get(label, "")
+        if key != label:
+            definition = "! " + IMPOSSIBLE + definition
         # Text, not str: Static would parse a str as markup; a definition is plain prose.
-        self.query_one("#definition", Static).update(Text(self._DEFINITIONS.get(key or "", "")))
+        self.query_one("#definition", Static).update(Text(definition))
 
     @on(DataTable.RowHighlighted, "#figures")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -225,6 +473,12 @@ class RunDetailScreen(Screen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+        if tab == "tab-checks" and self.checks:
+            self.query_one("#checks", DataTable).focus()
+        elif tab == "tab-figures":
+            self.query_one("#figures", DataTable).focus()
+        elif tab == "tab-env":
+            self.query_one("#env").focus()  # arrows and PageDown scroll it
 
     def action_judge_tab(self) -> None:
         if self.query("#tab-judge"):

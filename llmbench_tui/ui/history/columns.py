@@ -20,7 +20,16 @@ from rich.style import Style
 from ...formatting import local_time, short_host
 from ...safe_text import one_line
 from ...schema import get_path
-from .grouping import Group, group_cell
+from .grouping import Group, group_cell, record_machine
+
+MACHINE_WIDTH = 14  # a host name, clipped: the machine's full line is in the run's detail
+MACHINE_GROUP_WIDTH = 36  # grouped by machine, the cell names the machine in full(er)
+
+
+def machine_name(record: dict[str, Any]) -> str:
+    """The host name of the machine the run was measured from (``-`` when unknown)."""
+    block = record_machine(record)
+    return (one_line(block.get("hostname"), MACHINE_WIDTH) or "-") if block else "-"
 
 
 def _fmt(pattern: str) -> Callable[[Any], str]:
@@ -98,7 +107,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("jtok", "J/tok", "efficiency.j_per_token",
            lambda r: _fmt("{:.2f}")(get_path(r, "efficiency.j_per_token")), True, "{:.2f}"),
     Column("score", "score", "quality.score",
-           lambda r: _fmt("{:.0f}")(get_path(r, "quality.score")), True, "{:.0f}"),
+           lambda r: _fmt("{:.1f}")(get_path(r, "quality.score")), True, "{:.1f}"),
+    Column("machine", "machine", "machine.hostname", machine_name),
     Column("prompt", "prompt", "prompt_id",
            lambda r: one_line(r.get("prompt_id") or r.get("prompt"), 14)),
     Column("where", "backend/host", "host", lambda r: one_line(short_host(r), 24)),
@@ -106,26 +116,49 @@ COLUMNS: tuple[Column, ...] = (
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
 
 
+def columns_for(mode: str | None) -> tuple[Column, ...]:
+    """The table's columns in order: grouped by machine, the machine comes second (after the
+    time), since it is what each row stands for."""
+    if mode != "machine":
+        return COLUMNS
+    machine = COLUMN_BY_KEY["machine"]
+    rest = tuple(c for c in COLUMNS if c.key not in ("time", "machine"))
+    return (COLUMN_BY_KEY["time"], machine, *rest)
+
+
+def implausible(record: dict[str, Any]) -> frozenset[str]:
+    """The figure paths the engine found physically impossible (``efficiency.implausible``)."""
+    flagged = get_path(record, "efficiency.implausible")
+    if not isinstance(flagged, list) or not flagged:
+        return frozenset()
+    return frozenset(p for p in flagged if isinstance(p, str))
+
+
 def run_cells(record: dict[str, Any], marked: bool) -> list[Cell]:
-    """A run's row: the mark column, then one cell per column."""
+    """A run's row: the mark column, then one cell per column. A physically impossible figure
+    is marked ``!`` (red), never shown as if it were true."""
     cells = [MARK if marked else BLANK]
+    flagged = implausible(record)
     for col in COLUMNS:
         text = col.show(record)
         if col.key == "status":
             cells.append(Cell(text, STATUS_STYLE.get(text)))
+        elif col.path in flagged and text != "-":
+            cells.append(Cell("!" + text, _RED, right=True))
         else:
             cells.append(Cell(text, right=col.numeric))
     return cells
 
 
 def group_cells(group: Group, mode: str | None) -> list[Cell]:
-    """A group's row, one cell per column (the mark column is the caller's): its newest run's
+    """A group's row, one cell per column of ``columns_for(mode)`` (the mark column is the
+    caller's): its newest run's
     time, what it holds, ``ok/n`` and the ``mean ± stdev`` of each figure."""
     records = group.records
     ok = sum(1 for r in records if r.get("status") == "ok")
     first = records[0]
     cells: list[Cell] = []
-    for col in COLUMNS:
+    for col in columns_for(mode):
         if col.key == "time":
             cells.append(Cell(local_time(first.get("started_at"), short=True)))
         elif col.key == "model":
@@ -135,6 +168,12 @@ def group_cells(group: Group, mode: str | None) -> list[Cell]:
         elif col.key == "where":
             hosts = ", ".join(sorted({short_host(r) for r in records}))
             cells.append(Cell(one_line(hosts, 24)))
+        elif col.key == "machine":
+            if mode == "machine":
+                cells.append(Cell(one_line(group.label, MACHINE_GROUP_WIDTH)))
+            else:
+                names = sorted({machine_name(r) for r in records})
+                cells.append(Cell(one_line(", ".join(names), MACHINE_WIDTH)))
         elif col.key == "prompt":
             cells.append(Cell(f"{len({r.get('prompt_id') for r in records})} prompts"))
         elif col.key == "status":

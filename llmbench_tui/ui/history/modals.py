@@ -63,7 +63,8 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 class FilterScreen(ModalScreen[Filters | None]):
-    """Model, backend, host, status and date range at once; Tab moves, Enter applies."""
+    """Model, backend, host, status, machine, date range and minimum score at once; Tab moves,
+    Enter applies."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
@@ -80,10 +81,18 @@ class FilterScreen(ModalScreen[Filters | None]):
     FilterScreen #hint { color: $text-muted; }
     """
 
-    def __init__(self, current: Filters, choices: dict[str, list[str]]) -> None:
+    def __init__(
+        self,
+        current: Filters,
+        choices: dict[str, list[str]],
+        machines: list[tuple[str, str]] | None = None,
+    ) -> None:
+        """``choices``: the distinct stored values per field; ``machines``: (label, machine id)
+        of every machine with runs (``Store.machines``), most runs first."""
         super().__init__()
         self.current = current
         self.choices = choices
+        self.machines = list(machines or [])
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -104,6 +113,17 @@ class FilterScreen(ModalScreen[Filters | None]):
                         options, id=f"f-{name}", prompt="any",
                         value=value if value is not None else Select.NULL, compact=True,
                     )  # fmt: skip
+            with Horizontal(classes="row"):
+                yield Label("machine")
+                # Host names and CPU models come from other machines' exports: Text, inert.
+                machines = [(Text(strip_controls(label)), mid) for label, mid in self.machines]
+                value = self.current.machine
+                if value is not None and value not in {mid for _, mid in self.machines}:
+                    machines.insert(0, (Text(strip_controls(value)), value))
+                yield Select(
+                    machines, id="f-machine", prompt="any",
+                    value=value if value is not None else Select.NULL, compact=True,
+                )  # fmt: skip
             for name in ("since", "until"):
                 with Horizontal(classes="row"):
                     yield Label(name)
@@ -113,12 +133,21 @@ class FilterScreen(ModalScreen[Filters | None]):
                         id=f"f-{name}",
                         compact=True,
                     )
+            with Horizontal(classes="row"):
+                yield Label("min score")
+                score = self.current.min_score
+                yield Input(
+                    f"{score:g}" if score is not None else "",
+                    placeholder="0-10: scored runs at or above it",
+                    id="f-min_score",
+                    compact=True,
+                )
             yield Static("", id="filter-error")
             yield Button("Apply", id="apply", variant="primary", compact=True)
 
     def _collect(self) -> Filters | None:
-        values: dict[str, str | None] = {}
-        for name in ("model", "backend", "host", "status"):
+        values: dict[str, str | float | None] = {}
+        for name in ("model", "backend", "host", "status", "machine"):
             value = self.query_one(f"#f-{name}", Select).value
             values[name] = None if value is Select.NULL else str(value)
         for name in ("since", "until"):
@@ -127,12 +156,25 @@ class FilterScreen(ModalScreen[Filters | None]):
                 try:
                     datetime.fromisoformat(text)
                 except ValueError:
-                    self.query_one("#filter-error", Static).update(
-                        f"{name}: {text!r} is not a date; use YYYY-MM-DD."
+                    self.query_one("#filter-error", Static).update(  # typed text: no markup
+                        Text(f"{name}: {strip_controls(text)!r} is not a date; use YYYY-MM-DD.")
                     )
                     return None
             values[name] = text or None
-        return replace(self.current, **values)
+        text = self.query_one("#f-min_score", Input).value.strip()
+        values["min_score"] = None
+        if text:
+            try:
+                score = float(text)
+            except ValueError:
+                score = -1.0
+            if not 0.0 <= score <= 10.0:
+                self.query_one("#filter-error", Static).update(
+                    Text(f"min score: {strip_controls(text)!r} is not a score; give 0 to 10.")
+                )
+                return None
+            values["min_score"] = score
+        return replace(self.current, **values)  # type: ignore[arg-type]
 
     @on(Input.Submitted)
     def _submitted(self) -> None:

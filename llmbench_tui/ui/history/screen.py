@@ -21,6 +21,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -36,22 +37,38 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
-from ...exporting import write_export
-from ...safe_text import notify_inert, strip_controls
+from ...exporting import self_contained, write_export
+from ...safe_text import notify_inert, one_line, strip_controls
 from ...store import RunQuery, Store, StoreError
 from ..clipboard import copy_text
 from ..compare_view import CompareScreen
 from ..run_detail import RunDetailScreen
 from ..trends import TrendsScreen
-from .columns import BLANK, COLUMN_BY_KEY, COLUMNS, MARK, Column, group_cells, run_cells
+from .columns import (
+    BLANK,
+    COLUMN_BY_KEY,
+    COLUMNS,
+    MARK,
+    Column,
+    columns_for,
+    group_cells,
+    run_cells,
+)
 from .filters import Filters
-from .grouping import GROUP_MODES, Group, group_runs
+from .grouping import GROUP_MODES, UNKNOWN_MACHINE, Group, group_runs
 from .modals import ConfirmScreen, ExportScreen, FilterScreen
 from .rerun import rerun_request
 from .widgets import KeyFooter, RunTable, SearchInput
 
 PAGE = 100
 DEBOUNCE_S = 0.15
+
+
+def machine_choice(block: dict[str, Any], runs: int) -> str:
+    """A machine in the filter's list, on one line of the dialog: host, CPU, id, runs."""
+    host = one_line(block.get("hostname") or "?", 15)
+    cpu = one_line(block.get("cpu") or "unknown CPU", 16)
+    return f"{host} · {cpu} · {str(block.get('machine_id'))[:8]} ({runs} runs)"
 
 
 @dataclass
@@ -113,6 +130,7 @@ class HistoryScreen(Screen):
         self._choices_timer: Timer | None = None
         self._cursor_at_end = False
         self._choices: dict[str, list[str]] | None = None
+        self._machines: list[tuple[str, str]] | None = None  # (label, machine id), for the filter
         self._columns_for: str | None = None  # the group mode the table's columns were built for
         self._labels_for: tuple[str, bool] | None = None  # the sort the column labels show
 
@@ -161,7 +179,7 @@ class HistoryScreen(Screen):
         return RunQuery(
             search=self.search or None, model=f.model, backend=f.backend, host=f.host,
             status=f.status, session_id=f.session_id, since=f.since, until=f.until,
-            sort=self.sort, limit=limit,
+            machine=f.machine, min_score=f.min_score, sort=self.sort, limit=limit,
         )  # fmt: skip
 
     def reload(self) -> None:
@@ -188,9 +206,12 @@ class HistoryScreen(Screen):
             if not worker.is_cancelled:
                 self.app.call_from_thread(self._query_failed, str(exc))
             return
+        rows = found[page * PAGE : (page + 1) * PAGE] if not group_mode else found
+        with contextlib.suppress(StoreError):  # then the machine column says "-", that is all
+            self._with_machines(rows)
         groups = group_runs(found, group_mode) if group_mode else None
         result = _Result(
-            rows=found[page * PAGE : (page + 1) * PAGE] if not group_mode else found,
+            rows=rows,
             more=len(found) > (page + 1) * PAGE and not group_mode,
             total=total,
             groups=groups,
@@ -198,6 +219,20 @@ class HistoryScreen(Screen):
         )
         if not worker.is_cancelled:
             self.app.call_from_thread(self._show, result)
+
+    def _with_machines(self, rows: list[dict[str, Any]]) -> None:
+        """Give each shown run its machine block: runs stored before runs carried one take their
+        session's (``Store.machine_of``). The rows are the query's own copies, so the stored
+        runs are not touched; the detail, compare and grouping read the block from the row."""
+        sessions = None
+        for record in rows:
+            if isinstance(record.get("machine"), dict) or not record.get("session_id"):
+                continue
+            if sessions is None:
+                sessions = self.store.sessions_by_id()
+            block = self.store.machine_of(record, sessions)
+            if block:
+                record["machine"] = block
 
     def _query_failed(self, message: str) -> None:
         if not self.is_open:  # dismissed while the worker ran: nothing to draw
@@ -252,16 +287,17 @@ class HistoryScreen(Screen):
         Rebuilding the columns too made every keystroke re-measure them from scratch and made
         them jump while typing; they are rebuilt only when grouping changes what they hold.
         """
+        columns = columns_for(self.group_mode)
         if table.columns and self._columns_for == self.group_mode:
             table.clear()
-            for col in COLUMNS:
+            for col in columns:
                 column = table.columns[col.key]  # type: ignore[index]
                 column.label = self._column_label(col)
                 column.content_width = max(column.content_width, column.label.cell_len)
         else:
             table.clear(columns=True)
             table.add_column(" ", key="mark", width=1)
-            for col in COLUMNS:
+            for col in columns:
                 table.add_column(self._column_label(col), key=col.key)
             self._columns_for = self.group_mode
         self._labels_for = (self.sort_key, self.descending)
@@ -296,10 +332,22 @@ class HistoryScreen(Screen):
         col = COLUMN_BY_KEY[self.sort_key]
         parts.append(f"sort {col.label} {'▼' if self.descending else '▲'}")
         if self.filters.describe():
-            parts.append(self.filters.describe())
+            parts.append(self._filters_shown())
         if self.marked:
             parts.append(f"{len(self.marked)} marked")
-        self.query_one("#history-status", Static).update(Text(" · ".join(parts)))
+        # Filter values can be stored strings (a model or host name): no escapes reach the line.
+        self.query_one("#history-status", Static).update(Text(strip_controls(" · ".join(parts))))
+
+    def _filters_shown(self) -> str:
+        """The filters for the status line; a machine chosen from the list by its id is named by
+        its host too."""
+        shown = self.filters.describe()
+        machine = self.filters.machine
+        name = next((label for label, mid in self._machines or [] if mid == machine), None)
+        if machine and name:
+            host = name.split(" · ", 1)[0]
+            shown = shown.replace(f"machine={machine}", f"machine={host} ({machine})")
+        return shown
 
     # -- search -------------------------------------------------------------------------------
 
@@ -389,10 +437,17 @@ class HistoryScreen(Screen):
         except StoreError as exc:
             self.app.call_from_thread(self._choices_failed, str(exc))
             return
-        self._choices = {
+        choices = {
             name: sorted({str(r.get(name)) for r in everything if r.get(name)})
             for name in ("model", "backend", "host", "status")
         }
+        try:
+            machines = self.store.machines()
+        except StoreError:
+            machines = []
+        self._machines = [(machine_choice(block, runs), str(block["machine_id"]))
+                          for block, runs in machines]  # fmt: skip
+        self._choices = choices
         if open_after:
             self.app.call_from_thread(self._push_filters, self._choices)
 
@@ -408,7 +463,7 @@ class HistoryScreen(Screen):
             if filters is not None:
                 self.set_filters(filters)
 
-        self.app.push_screen(FilterScreen(self.filters, choices), done)
+        self.app.push_screen(FilterScreen(self.filters, choices, self._machines), done)
 
     def action_clear_filters(self) -> None:
         self.set_filters(Filters())
@@ -443,15 +498,25 @@ class HistoryScreen(Screen):
             key = event.row_key.value
             group = next((g for g in self.groups if f"group:{g.label}" == key), None)
             if group is not None:
-                self.group_mode = None
-                if self.filters.session_id is None and group.key and group.label == group.key:
-                    self.set_filters(replace(self.filters, session_id=group.key))
-                else:
-                    self.set_filters(replace(self.filters, model=group.key))
+                mode, self.group_mode = self.group_mode, None
+                self.set_filters(self._group_filter(group, mode))
             return
         record = self.current_record()
         if record is not None:
             self.open_detail(record)
+
+    def _group_filter(self, group: Group, mode: str | None) -> Filters:
+        """The filters that open a group: its session, model or machine (a remote server's
+        runs by their host; runs of an unknown machine cannot be filtered, only ungrouped)."""
+        if mode == "session":
+            return replace(self.filters, session_id=group.key or None)
+        if mode == "machine":
+            if group.key.startswith("host:"):
+                return replace(self.filters, host=group.key.removeprefix("host:"))
+            if group.key == UNKNOWN_MACHINE:
+                return self.filters
+            return replace(self.filters, machine=group.key)
+        return replace(self.filters, model=group.key)
 
     @work(thread=True, exclusive=True, group="detail")
     def open_detail(self, record: dict[str, Any]) -> None:
@@ -462,12 +527,21 @@ class HistoryScreen(Screen):
         except StoreError as exc:
             self.app.call_from_thread(self._query_failed, str(exc))
             series = None
-        self.app.call_from_thread(self._push_detail, record, series)
+        session = None
+        sid = record.get("session_id")
+        with contextlib.suppress(StoreError):  # then the detail shows no session environment
+            session = self.store.get_session(sid) if isinstance(sid, str) and sid else None
+        self.app.call_from_thread(self._push_detail, record, series, session)
 
-    def _push_detail(self, record: dict[str, Any], series: dict[str, Any] | None) -> None:
+    def _push_detail(
+        self,
+        record: dict[str, Any],
+        series: dict[str, Any] | None,
+        session: dict[str, Any] | None = None,
+    ) -> None:
         if not self.is_active:  # dismissed, or another view opened, while the worker ran
             return
-        self.app.push_screen(RunDetailScreen(record, series))
+        self.app.push_screen(RunDetailScreen(record, series, session=session))
 
     def action_toggle_mark(self) -> None:
         record = self.current_record()
@@ -566,6 +640,9 @@ class HistoryScreen(Screen):
         screen: the user asked for the file and is told even after leaving the history."""
         try:
             records = records or self.store.query(query)
+            # Self-contained, as `llmbench export` writes them: each run with its machine and,
+            # in JSON and JSONL, its session (environment included).
+            records = self_contained(records, self.store, sessions=fmt in ("json", "jsonl"))
             write_export(records, fmt, path)
         except (StoreError, OSError, ValueError) as exc:
             app.call_from_thread(notify_inert, app, f"Export failed: {exc}", severity="error")

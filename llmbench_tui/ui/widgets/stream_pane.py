@@ -1,4 +1,9 @@
-"""One model's output pane: a one-line header of live figures above a ``StreamLog``.
+"""One model's output pane: a two-line header of live figures above a ``StreamLog``.
+
+Once a run has finished, its header carries what its record says beyond the timings: the answer's
+quality score (``score 7.5/10``, when its prompt has checks), a ``! warning`` marker when the
+record holds warnings (the sentences themselves go into the pane's text, inert like the answer),
+and the thread count of an in-process run (``efficiency.conditions.threads``).
 
 The pane's state (text, figures, status) lives in ``PaneState``, not in the widgets, so the
 dashboard can rebuild the panes when the layout switches between side by side and tabbed without
@@ -53,6 +58,10 @@ class PaneState:
     dirty: bool = True
     turn_totals: dict[str, int] = field(default_factory=dict)  # conversation id -> its turns
     judge: str | None = None  # "judge 7.0 ± 0.5" once a run of this pane was judged
+    score: float | None = None  # the finished run's quality score (0-10)
+    warnings: int = 0  # how many warnings the finished run's record holds
+    threads: int | None = None  # llama.cpp threads of an in-process run
+    shared: int | None = None  # in-process streams sharing one model instance
 
     def run_started(self, event: RunStarted, runs: int) -> None:
         self.run_no += 1
@@ -60,6 +69,7 @@ class PaneState:
         self.status = "waiting"
         self.ttft_s = self.tok_s = None
         self.tokens, self.elapsed_s, self.error = 0, 0.0, None
+        self.score, self.warnings, self.threads, self.shared = None, 0, None, None
         self.in_thinking = False
         kind = " (warm-up)" if event.warmup else " (cold)" if event.cold else ""
         sep = "\n\n" if self.text or self.pending else ""
@@ -103,6 +113,18 @@ class PaneState:
             self.pending.append(f"{sep}── {what} · skipped ──")
         if record.status != "ok" and record.error:
             self.pending.append(f"\n[{record.status}] {record.error}\n")
+        quality = record.quality
+        self.score = quality.score if quality is not None else None
+        conditions = _conditions(record)
+        threads, shared = conditions.get("threads"), conditions.get("cpu_shared_streams")
+        self.threads = threads if isinstance(threads, int) and threads > 0 else None
+        self.shared = shared if isinstance(shared, int) and shared > 1 else None
+        warnings = [str(w) for w in getattr(record, "warnings", None) or [] if w]
+        self.warnings = len(warnings)
+        if warnings:
+            # Into the pane's text: sanitized on the way to the screen like the answer.
+            sep = "\n" if self.text or self.pending else ""
+            self.pending.append(sep + "".join(f"\n! warning: {w}" for w in warnings) + "\n")
         self.dirty = True
 
     def take_text(self, final: bool = False) -> str:
@@ -123,14 +145,31 @@ class PaneState:
         out.append(f"● {self.status}", style=_STATUS_STYLE.get(self.status, ""))
         if self.runs:
             out.append(f" {self.run_no}/{self.runs}", style="dim")
+        if self.warnings:
+            plural = f"{self.warnings} warnings" if self.warnings > 1 else "warning"
+            out.append(f" ! {plural}", style="bold yellow")
         if self.judge:  # first line: narrow panes cut the second
             out.append(f"  {self.judge}", style="bold")
         out.append("  ")
         out.append(strip_controls(self.label), style="bold")
+        if self.score is not None:
+            out.append(f"  score {self.score:.1f}/10", style="bold")
         ttft = f"{self.ttft_s:.3f}s" if self.ttft_s is not None else "-"
         tok_s = f"{self.tok_s:.1f}" if self.tok_s is not None else "-"
         out.append(f"\nTTFT {ttft}  {tok_s} tok/s  {self.tokens} tok  {self.elapsed_s:.1f}s")
+        if self.threads is not None:
+            out.append(f"  {self.threads} threads", style="dim")
+        if self.shared is not None:
+            out.append(f"  shared x{self.shared}", style="yellow")
         return out
+
+
+def _conditions(record: RunRecord) -> dict:
+    """``efficiency.conditions`` of a record (an extra field of ``Efficiency``), or ``{}``."""
+    efficiency = record.efficiency
+    extra = (efficiency.model_extra or {}) if efficiency is not None else {}
+    conditions = extra.get("conditions")
+    return conditions if isinstance(conditions, dict) else {}
 
 
 class StreamPane(Vertical):
