@@ -282,6 +282,7 @@ class RunRecord(BaseModel):
     efficiency: Efficiency | None = None
     quality: Quality | None = None
     environment: dict[str, Any] | None = None
+    warnings: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)

@@ -213,3 +213,48 @@ async def test_sweep_and_grid_charts_with_the_llamabench_table() -> None:
         extras.show([])  # a plain session: hidden, the bar charts stay
         await pilot.pause()
         assert not extras.has_class("-shown")
+
+
+async def _run_suite_file(pilot, path: Path) -> None:
+    """F4, type the suite's path, Enter: as a user loads a suite."""
+    await pilot.press("f4")
+    await pilot.pause()
+    field = pilot.app.screen.query_one("#suite-path", Input)
+    field.value = str(path)
+    await pilot.press("enter")
+
+
+async def test_a_localscore_suite_from_the_dashboard_is_fitted_to_the_model(
+    make_app, ollama_server, tmp_path: Path
+) -> None:
+    """F4 with a LocalScore suite runs the shapes that fit the model's context (as --batch
+    does), ends with the LocalScore-formula lines, and a grid beyond the context is refused
+    naming the value before anything runs."""
+    url = ollama_server.url
+    ollama_server.add_model(FakeModel("short:1b", context_length=1100, token_delay_s=0.0005))
+    suite = tmp_path / "localscore.toml"
+    suite.write_text(f'models = ["ollama:short:1b@{url}"]\nrepetitions = 1\nwarmup = 0\n'
+                     "[workload]\nlocalscore = true\n")  # fmt: skip
+    too_big = tmp_path / "too-big.toml"
+    too_big.write_text(f'models = ["ollama:short:1b@{url}"]\n[workload]\npp = [4096]\ntg = [8]\n')
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        dash = app.screen
+        assert isinstance(dash, Dashboard)
+        await _run_suite_file(pilot, too_big)
+        await wait_for(pilot, lambda: any("4096" in str(n.message) for n in app._notifications))
+        assert dash.engine is None and dash.last_finished is None
+        assert "context" in next(str(n.message) for n in app._notifications if "4096" in
+                                 str(n.message))  # fmt: skip
+
+        await _run_suite_file(pilot, suite)
+        await wait_for(pilot, lambda: dash.last_finished is not None)
+        await pilot.pause(0.3)
+        # pp1024+tg16 and pp64+tg1024 fit 1100 tokens; the other seven shapes do not.
+        prompts = sorted({r.prompt_id for r in dash.last_finished.records})
+        assert prompts == ["pp1024+tg16", "pp64+tg1024"]
+        assert all(r.workload["localscore"] for r in dash.last_finished.records)
+        extras = "\n".join(plain(s.content) for s in dash.query_one(SessionExtras).query(Static))
+        assert f"LocalScore-formula score: ollama:short:1b@{url}" in extras
+        assert "not comparable with LocalScore's published scores" in extras
+        assert extras.count("LocalScore: pp") == 7 and "needs 4352 tokens of context" in extras

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_ui_dashboard import dashboard, wait_for
+from test_ui_dashboard import dashboard, screen_text, wait_for
 from test_ui_dashboard import make_app as make_app  # a fixture: pytest finds it by this name
 from test_ui_history import HistoryTestApp, screen_of, settle, table_ids
 from textual.widgets import DataTable, Input, Select, Static
@@ -151,6 +151,17 @@ def shown(widget: Static) -> str:
     return str(widget.render())
 
 
+async def drawn_with(pilot, text: str) -> str:
+    """The screen as written to the terminal, once it shows ``text`` (a table's new rows reach
+    the terminal a refresh after the table holds them; on a slow machine that can be late)."""
+    for _ in range(200):
+        drawn = screen_text(pilot.app)
+        if text in drawn:
+            return drawn
+        await pilot.pause(0.05)
+    raise AssertionError(f"{text!r} never drawn; the screen:\n{drawn}")
+
+
 def history_of(app) -> HistoryScreen:
     screen = app.screen_stack[1]
     assert isinstance(screen, HistoryScreen)
@@ -170,8 +181,8 @@ async def test_machine_column_names_each_runs_machine_inert(store):
         assert by_id["a-1"] == "alpha-box" and by_id["a-warm"] == "alpha-box"
         assert by_id["e-1"].startswith("[bold red]evi") and "\x1b" not in by_id["e-1"]
         assert len(by_id["e-1"]) <= 14  # clipped: the full line is in the run's detail
-        drawn = "\n".join(s.text for s in pilot.app.screen._compositor.render_strips())
-        assert "[bold red]evi" in drawn and "\x1b" not in drawn
+        drawn = await drawn_with(pilot, "[bold red]evi")
+        assert "\x1b" not in drawn
         # A physically impossible rate is marked, not shown plainly.
         assert dict(zip(table_ids(screen), column(table, "decode"), strict=True))["e-1"] == "!512.0"
         # Scores show one decimal (6.7 is not 7), unscored runs "-".
@@ -319,8 +330,8 @@ async def test_detail_environment_shows_machine_conditions_warnings_inert(store)
         warnings = shown(detail.query_one("#env-warnings", Static))
         assert BUSY_WARNING in warnings
         assert "[bold]of[/] 180.0 tok/s: physically impossible" in warnings
-        drawn = "\n".join(s.text for s in pilot.app.screen._compositor.render_strips())
-        assert EVIL_HOST_SHOWN in drawn and "\x1b" not in drawn
+        drawn = await drawn_with(pilot, EVIL_HOST_SHOWN)
+        assert "\x1b" not in drawn
         # The figures tab says there are warnings, too.
         assert BUSY_WARNING[:40] in shown(detail.query_one("#figures-warning", Static))
 
@@ -375,8 +386,8 @@ async def test_detail_checks_tab_lists_every_check_inert(store):
         await pilot.pause()
         detail_text = shown(detail.query_one("#check-detail", Static))
         assert detail_text == f"[b]compiles[/b] (python): failed\n{EVIL_DETAIL_SHOWN}"
-        drawn = "\n".join(s.text for s in pilot.app.screen._compositor.render_strips())
-        assert EVIL_DETAIL_SHOWN in drawn and "\x1b" not in drawn and "\x07" not in drawn
+        drawn = await drawn_with(pilot, EVIL_DETAIL_SHOWN)
+        assert "\x1b" not in drawn and "\x07" not in drawn
         # An unscored run says why.
         await pilot.press("escape")
         await pilot.pause()

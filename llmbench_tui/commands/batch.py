@@ -379,9 +379,7 @@ def workload_report(plan: Plan, finished: SessionFinished) -> tuple[list[str], l
         md += ["", render_markdown(rows), *(["", slo_line] if slo_line else []),
                *(f"- {k}" for k in knees)]  # fmt: skip
     if workload.localscore:
-        results = localscore.score(records, workload.skipped)
-        lines = [f"LocalScore-formula score: {r.sentence()}" for r in results]
-        lines += [f"LocalScore: {s}" for s in workload.skipped]
+        lines = localscore.summary_lines(records, workload.skipped)
         text += ["", *lines]
         md += ["", *(f"- {line}" for line in lines)]
     notes = workload_notes(records)

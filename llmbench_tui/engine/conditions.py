@@ -103,6 +103,18 @@ def _process_times() -> dict[int, tuple[str, float]]:
     return out
 
 
+def _cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
+    """User + system CPU seconds of each of ``pids`` still alive and readable."""
+    out: dict[int, float] = {}
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        out[pid] = times.user + times.system
+    return out
+
+
 def _excluded(targets: Iterable[ProcessTarget]) -> set[int]:
     pids = {os.getpid()}
     for target in targets:
@@ -125,26 +137,28 @@ def measure(
     """
     targets = list(targets)
     excluded = _excluded(targets)
-    cpu0, procs0, t0 = psutil.cpu_times(), _process_times(), time.monotonic()
+    # Our share is read right beside the machine's counters, so both cover the same window;
+    # the walk over every process (slow when this process is busy, since it waits for the GIL)
+    # only names the busiest others.
+    cpu0, ours0, t0 = psutil.cpu_times(), _cpu_seconds(excluded), time.monotonic()
+    procs0 = _process_times()
     time.sleep(seconds)
-    cpu1, procs1, t1 = psutil.cpu_times(), _process_times(), time.monotonic()
     excluded |= _excluded(targets)  # runners started meanwhile
+    cpu1, ours1, t1 = psutil.cpu_times(), _cpu_seconds(excluded), time.monotonic()
+    procs1 = _process_times()
     (b0, tot0), (b1, tot1) = _cpu_busy(cpu0), _cpu_busy(cpu1)
     busy, total = max(0.0, b1 - b0), max(0.0, tot1 - tot0)
     cpus = psutil.cpu_count() or 1
-    ours = others = 0.0
+    # A process started meanwhile is counted from 0: all its CPU time fell in the window.
+    ours = sum(max(0.0, after - ours0.get(pid, 0.0)) for pid, after in ours1.items())
     per_proc: list[dict[str, Any]] = []
     wall = max(t1 - t0, 1e-9)
     for pid, (name, after) in procs1.items():
-        # A process started meanwhile is counted from 0: all its CPU time fell in the window.
-        before = procs0[pid][1] if pid in procs0 else 0.0
-        delta = max(0.0, after - before)
         if pid in excluded:
-            ours += delta
-        else:
-            others += delta
-            if delta / wall >= 0.05:
-                per_proc.append({"pid": pid, "name": name, "cpu_pct": round(100 * delta / wall, 1)})
+            continue
+        delta = max(0.0, after - procs0.get(pid, (name, 0.0))[1])
+        if delta / wall >= 0.05:
+            per_proc.append({"pid": pid, "name": name, "cpu_pct": round(100 * delta / wall, 1)})
     if not total:
         total = wall * cpus
     cpu_pct = min(100.0, 100.0 * busy / total)

@@ -158,3 +158,10 @@ def score(records: list[dict[str, Any]], skipped: list[str] | None = None) -> li
         res.comparable = len(tests) == len(SHAPES)
         results.append(res)
     return results
+
+
+def summary_lines(records: list[dict[str, Any]], skipped: list[str] | None = None) -> list[str]:
+    """The lines a LocalScore session ends with, in ``--batch`` and on the dashboard: each
+    model's score (labelled as computed with LocalScore's formula), then the shapes left out."""
+    lines = [f"LocalScore-formula score: {r.sentence()}" for r in score(records, skipped)]
+    return lines + [f"LocalScore: {s}" for s in skipped or []]

@@ -193,6 +193,9 @@ class Dashboard(Screen):
         def run_suite(path: str | None) -> None:
             if not path:
                 return
+            if self.running:
+                self.notify("a session is already running: Esc cancels it", severity="warning")
+                return
             try:
                 plan = Plan.from_suite(load_suite(path))
             except (SuiteError, ValueError) as exc:
@@ -200,10 +203,32 @@ class Dashboard(Screen):
                 return
             if not plan.models:
                 plan.models = self._chosen_specs()
-            if plan.models:
+            if not plan.models:
+                return
+            if plan.workload is not None and plan.workload.cells:
+                self.run_worker(self._fit_and_start(plan), exclusive=True, group="suite-fit")
+            else:
                 self.start(plan)
 
         self.app.push_screen(SuitePath(), callback=run_suite)
+
+    async def _fit_and_start(self, plan: Plan) -> None:
+        """A size grid, sweep or LocalScore suite is fitted to the models' contexts before it
+        runs, as ``--batch`` does: LocalScore keeps the shapes that fit, a cell larger than a
+        model's context is refused naming it, and the context size is set to fit."""
+        from ..engine.workload import WorkloadError, fit_to_models, model_contexts
+
+        self._progress = "asking the models for their context sizes…"
+        self._update_status()
+        try:
+            fit_to_models(plan, await model_contexts(self.app.pool, plan.models))
+        except WorkloadError as exc:
+            self._progress = ""
+            self._update_status()
+            notify_inert(self, str(exc), severity="error", timeout=10)
+            return
+        if not self.running:
+            self.start(plan)
 
     def action_run(self) -> None:
         if self.running:

@@ -55,7 +55,8 @@ class SeriesChart(Chart):
         return drawn
 
 
-def _dicts(records: Sequence[Any]) -> list[dict[str, Any]]:
+def record_dicts(records: Sequence[Any]) -> list[dict[str, Any]]:
+    """The session's records as stored dicts (the dashboard holds ``RunRecord`` objects)."""
     return [r.to_json() if hasattr(r, "to_json") else r for r in records]
 
 
@@ -68,7 +69,7 @@ def sweep_parts(
     records: Sequence[Any], slos: list[Any] | None = None
 ) -> tuple[SeriesChart, list[str]]:
     """The chart of a workload session and the sentences under it (the knee of each sweep)."""
-    data = _dicts(records)
+    data = record_dicts(records)
     lv = levels(data, slos or [])
     by_sweep = sweeps(lv)
     if any(len({x.level for x in s}) > 1 for s in by_sweep.values()):
@@ -102,5 +103,5 @@ def sweep_parts(
 
 
 def llamabench_table_rows(records: Sequence[Any]) -> list[list[str]]:
-    rows = llamabench_rows(_dicts(records))
+    rows = llamabench_rows(record_dicts(records))
     return rows if len(rows) > 1 else []

@@ -20,7 +20,7 @@ from rich.style import Style
 from ...formatting import local_time, short_host
 from ...safe_text import one_line
 from ...schema import get_path
-from .grouping import Group, group_cell, record_machine
+from .grouping import Group, grid_test, group_cell, record_machine
 
 MACHINE_WIDTH = 14  # a host name, clipped: the machine's full line is in the run's detail
 MACHINE_GROUP_WIDTH = 36  # grouped by machine, the cell names the machine in full(er)
@@ -175,7 +175,9 @@ def group_cells(group: Group, mode: str | None) -> list[Cell]:
                 names = sorted({machine_name(r) for r in records})
                 cells.append(Cell(one_line(", ".join(names), MACHINE_WIDTH)))
         elif col.key == "prompt":
-            cells.append(Cell(f"{len({r.get('prompt_id') for r in records})} prompts"))
+            test = grid_test(first) if mode == "grid" else None
+            prompts = f"{len({r.get('prompt_id') for r in records})} prompts"
+            cells.append(Cell(one_line(test, 30) if test else prompts))
         elif col.key == "status":
             cells.append(Cell(f"{ok}/{len(records)} ok"))
         else:

@@ -507,9 +507,15 @@ class HistoryScreen(Screen):
 
     def _group_filter(self, group: Group, mode: str | None) -> Filters:
         """The filters that open a group: its session, model or machine (a remote server's
-        runs by their host; runs of an unknown machine cannot be filtered, only ungrouped)."""
+        runs by their host; runs of an unknown machine cannot be filtered, only ungrouped); a
+        grid cell opens as its session and model, so its neighbouring cells are listed too."""
         if mode == "session":
             return replace(self.filters, session_id=group.key or None)
+        if mode == "grid":
+            if not group.key:  # the runs outside any grid
+                return self.filters
+            model = group.records[0].get("model")
+            return replace(self.filters, session_id=group.key, model=str(model) if model else None)
         if mode == "machine":
             if group.key.startswith("host:"):
                 return replace(self.filters, host=group.key.removeprefix("host:"))

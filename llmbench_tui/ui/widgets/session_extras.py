@@ -1,7 +1,8 @@
 """What the result strip adds under the summary for some sessions: the per-turn tables of
 conversations (``engine.conversation.conversation_tables``), the judge summary
 (``engine.judging.judge_rows``), and for a workload session the sweep or grid chart with the
-llama-bench table. Hidden (and the strip keeps its bar charts) when a session has none of them.
+llama-bench table (and a LocalScore session's score lines). Hidden (and the strip keeps its bar
+charts) when a session has none of them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from textual.widgets import Static
 
 from ...engine.conversation import conversation_tables
 from ...engine.judging import judge_rows
+from ...engine.localscore import summary_lines
 from ...safe_text import inert
 from ..turns import text_table
 
@@ -34,7 +36,12 @@ class SessionExtras(VerticalScroll):
 
     def parts(self, records: Sequence[Any], plan: Any = None) -> list[Widget]:
         out: list[Widget] = []
-        from ..sweep_chart import is_workload_session, llamabench_table_rows, sweep_parts
+        from ..sweep_chart import (
+            is_workload_session,
+            llamabench_table_rows,
+            record_dicts,
+            sweep_parts,
+        )
 
         if is_workload_session(records):
             workload = getattr(plan, "workload", None)
@@ -44,6 +51,9 @@ class SessionExtras(VerticalScroll):
                 out.append(Static(inert("\n".join(notes)), classes="extras-notes"))
             if rows := llamabench_table_rows(list(records)):
                 out.append(Static(text_table("llama-bench", rows)))
+            if getattr(workload, "localscore", False):
+                lines = summary_lines(record_dicts(records), workload.skipped)
+                out.append(Static(inert("\n".join(lines)), classes="localscore"))
         for title, rows in conversation_tables(list(records)):
             out.append(Static(text_table(title, rows), classes="turn-table"))
         if rows := judge_rows(list(records)):
