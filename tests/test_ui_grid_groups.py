@@ -110,7 +110,7 @@ async def test_history_screen_groups_by_grid_cell_and_opens_one(store) -> None:
                 for i in range(table.row_count)]  # fmt: skip
         by_test = {row[keys.index("prompt")]: row for row in rows}
         assert by_test["pp256+tg32 @ d512"][keys.index("decode")] == "72.0 ± 2.8 (n=2)"
-        assert by_test["1 prompts"][keys.index("decode")] == "77.0 (n=1)"
+        assert by_test["no grid: 1 prompt"][keys.index("decode")] == "77.0 (n=1)"
         assert "6 grid groups of 9 runs" in str(screen.query_one("#history-status").render())
         # Enter on the pp64 cell of session s-a: that session's runs of the model.
         index = next(i for i, g in enumerate(screen.groups)

@@ -117,13 +117,14 @@ COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
 
 
 def columns_for(mode: str | None) -> tuple[Column, ...]:
-    """The table's columns in order: grouped by machine, the machine comes second (after the
-    time), since it is what each row stands for."""
-    if mode != "machine":
+    """The table's columns in order: grouped by machine or by grid cell, the machine or the
+    prompt (the cell's test) comes second, after the time, since it is what each row stands
+    for."""
+    lead = {"machine": "machine", "grid": "prompt"}.get(mode or "")
+    if lead is None:
         return COLUMNS
-    machine = COLUMN_BY_KEY["machine"]
-    rest = tuple(c for c in COLUMNS if c.key not in ("time", "machine"))
-    return (COLUMN_BY_KEY["time"], machine, *rest)
+    rest = tuple(c for c in COLUMNS if c.key not in ("time", lead))
+    return (COLUMN_BY_KEY["time"], COLUMN_BY_KEY[lead], *rest)
 
 
 def implausible(record: dict[str, Any]) -> frozenset[str]:
@@ -176,7 +177,10 @@ def group_cells(group: Group, mode: str | None) -> list[Cell]:
                 cells.append(Cell(one_line(", ".join(names), MACHINE_WIDTH)))
         elif col.key == "prompt":
             test = grid_test(first) if mode == "grid" else None
-            prompts = f"{len({r.get('prompt_id') for r in records})} prompts"
+            n = len({r.get("prompt_id") for r in records})
+            prompts = f"{n} prompt" + ("s" if n != 1 else "")
+            if mode == "grid" and test is None:
+                prompts = f"no grid: {prompts}"
             cells.append(Cell(one_line(test, 30) if test else prompts))
         elif col.key == "status":
             cells.append(Cell(f"{ok}/{len(records)} ok"))
