@@ -5,7 +5,6 @@ the run detail's turn chart and verdicts (hostile judge text inert), and the swe
 
 from __future__ import annotations
 
-import asyncio
 import io
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 from ollama_server import FakeModel
 from rich.console import Console
+from test_ui_dashboard import wait_for
 from textual.app import App
 from textual.widgets import Input, Static
 
@@ -40,15 +40,6 @@ def plain(renderable) -> str:
     console = Console(width=200, record=True, color_system=None, file=io.StringIO())
     console.print(renderable)
     return console.export_text()
-
-
-async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("timed out")
-        await pilot.pause(0.05)
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ async def wait_for(pilot, predicate, timeout: float = 120.0) -> None:
     deadline = loop.time() + timeout
     while not predicate():
         if loop.time() > deadline:
-            raise AssertionError("timed out waiting for the dashboard")
+            raise AssertionError(f"timed out after {timeout} s waiting for the app")
         await pilot.pause(0.05)
 
 

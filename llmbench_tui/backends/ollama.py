@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import pydantic
-from ollama import AsyncClient, ChatResponse, ResponseError
+from ollama import AsyncClient, ChatResponse, GenerateResponse, ResponseError
 
 from ..schema import ModelSpec, Options, ServerStats
 from .base import (
@@ -94,7 +94,18 @@ def _rate(count: int | None, ns: int | None) -> float | None:
     return count / ns * 1e9 if count and ns else None
 
 
-def server_stats(part: ChatResponse) -> ServerStats:
+def final_chunk(part: ChatResponse | GenerateResponse, t_ns: int) -> FinalChunk:
+    """The last chunk of a chat or generate stream: the server's counts and figures."""
+    return FinalChunk(
+        t_ns=t_ns,
+        prompt_tokens=part.prompt_eval_count,
+        output_tokens=part.eval_count,
+        server=server_stats(part),
+        done_reason=part.done_reason,
+    )
+
+
+def server_stats(part: ChatResponse | GenerateResponse) -> ServerStats:
     """The final chunk's figures (README Metrics "Server figures"); every one may be missing."""
     return ServerStats(
         decode_tok_s=_rate(part.eval_count, part.eval_duration),
@@ -344,13 +355,7 @@ class OllamaBackend:
                     if text or thinking:
                         yield TextChunk(t_ns=t_ns, text=text, thinking=thinking)
                     if part.done:
-                        yield FinalChunk(
-                            t_ns=t_ns,
-                            prompt_tokens=part.prompt_eval_count,
-                            output_tokens=part.eval_count,
-                            server=server_stats(part),
-                            done_reason=part.done_reason,
-                        )
+                        yield final_chunk(part, t_ns)
                         return
             finally:
                 await parts.aclose()  # closes the HTTP response, so the server stops generating
@@ -386,13 +391,7 @@ class OllamaBackend:
                     if text or thinking:
                         yield TextChunk(t_ns=t_ns, text=text, thinking=thinking)
                     if part.done:
-                        yield FinalChunk(
-                            t_ns=t_ns,
-                            prompt_tokens=part.prompt_eval_count,
-                            output_tokens=part.eval_count,
-                            server=server_stats(part),  # type: ignore[arg-type]
-                            done_reason=part.done_reason,
-                        )
+                        yield final_chunk(part, t_ns)
                         return
             finally:
                 await parts.aclose()

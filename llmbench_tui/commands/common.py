@@ -16,7 +16,7 @@ import orjson
 
 from llmbench_tui import config
 from llmbench_tui.safe_text import one_line
-from llmbench_tui.store import RunQuery, Store
+from llmbench_tui.store import RunQuery, Store, StoreError
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +64,27 @@ def query_from(args: argparse.Namespace) -> RunQuery:
 
 def open_store(args: argparse.Namespace) -> Store:
     return Store(config.db_path(args.data_dir))
+
+
+def runs_of(store: Store, ref: str) -> list[dict[str, Any]]:
+    """The runs ``ref`` names for commands that take SESSION_OR_RUN: one run (id or prefix),
+    else every run of a session (id or prefix), oldest first. ``StoreError`` says which when
+    ``ref`` is ambiguous, or that it is neither."""
+    errors = []
+    try:
+        return [store.get_run(ref)]
+    except StoreError as exc:
+        errors.append(str(exc))
+    try:
+        sid = store.resolve_session_id(ref)
+    except StoreError as exc:
+        errors.append(str(exc))
+    else:
+        runs = store.query(RunQuery(session_id=sid, sort="started_at"))
+        return [r for r in runs if r.get("session_id") == sid]
+    ambiguous = [e for e in errors if "matches" in e]
+    raise StoreError(ambiguous[0] if ambiguous else f"{ref!r} is neither a run id nor a "
+                     f"session id in {store.path}")
 
 
 def fail(prog: str, message: str, code: int = 1) -> int:

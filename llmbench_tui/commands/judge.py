@@ -23,7 +23,14 @@ from typing import Any
 
 from llmbench_tui import config
 from llmbench_tui.backends import BackendPool
-from llmbench_tui.commands.common import add_data_dir, fail, json_text, open_store, table
+from llmbench_tui.commands.common import (
+    add_data_dir,
+    fail,
+    json_text,
+    open_store,
+    runs_of,
+    table,
+)
 from llmbench_tui.engine.judging import (
     Graded,
     JudgeConfig,
@@ -35,7 +42,7 @@ from llmbench_tui.formatting import fmt_num
 from llmbench_tui.quality.judge import load_rubric
 from llmbench_tui.safe_text import one_line
 from llmbench_tui.schema import ModelSpec
-from llmbench_tui.store import RunQuery, Store, StoreError
+from llmbench_tui.store import Store, StoreError
 
 PROG = "llmbench judge"
 
@@ -94,25 +101,6 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _targets(store: Store, ref: str) -> list[dict[str, Any]]:
-    """The runs of ``ref``: one run (id or prefix), else every run of a session."""
-    errors = []
-    try:
-        return [store.get_run(ref)]
-    except StoreError as exc:
-        errors.append(str(exc))
-    try:
-        sid = store.resolve_session_id(ref)
-    except StoreError as exc:
-        errors.append(str(exc))
-    else:
-        runs = store.query(RunQuery(session_id=sid, sort="started_at"))
-        return [r for r in runs if r.get("session_id") == sid]
-    ambiguous = [e for e in errors if "matches" in e]
-    raise StoreError(ambiguous[0] if ambiguous else f"{ref!r} is neither a run id nor a "
-                     f"session id in {store.path}")
-
-
 def _progress(run: dict[str, Any], graded: Graded, index: int, total: int) -> None:
     j = graded.judgement
     figure = "no verdict" if j.mean is None else f"{fmt_num(j.mean)}/10"
@@ -149,7 +137,7 @@ def main(args: argparse.Namespace) -> int:
     except StoreError as exc:
         return fail(PROG, str(exc), 2)
     try:
-        targets = _targets(store, args.target)
+        targets = runs_of(store, args.target)
         outcome = asyncio.run(_judge(store, [r["id"] for r in targets], judge, args.ollama_host))
     except StoreError as exc:
         return fail(PROG, str(exc))

@@ -14,12 +14,12 @@ import argparse
 import sys
 from typing import Any
 
-from llmbench_tui.commands.common import add_data_dir, fail, json_text, open_store
+from llmbench_tui.commands.common import add_data_dir, fail, json_text, open_store, runs_of
 from llmbench_tui.formatting import fmt_num
 from llmbench_tui.quality import score_answer
 from llmbench_tui.quality.judge import carry_judgement
 from llmbench_tui.safe_text import one_line
-from llmbench_tui.store import RunQuery, Store, StoreError
+from llmbench_tui.store import StoreError
 from llmbench_tui.suite import SuiteError, load_suite
 
 
@@ -42,25 +42,6 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _runs(store: Store, ref: str) -> list[dict[str, Any]]:
-    """The runs of ``ref``: a run id (prefix) first, else a session id (prefix)."""
-    errors = []
-    try:
-        return [store.get_run(ref)]
-    except StoreError as exc:
-        errors.append(str(exc))
-    try:
-        sid = store.resolve_session_id(ref)
-    except StoreError as exc:
-        errors.append(str(exc))
-    else:
-        runs = store.query(RunQuery(session_id=sid, sort="started_at"))
-        return [r for r in runs if r.get("session_id") == sid]
-    ambiguous = [e for e in errors if "matches" in e]
-    raise StoreError(ambiguous[0] if ambiguous else f"{ref!r} is neither a run id nor a "
-                     f"session id in {store.path}")
-
-
 def _label(record: dict[str, Any]) -> str:
     kind = "warm-up" if record.get("warmup") else "cold" if record.get("cold") else (
         f"rep {int(record.get('repetition') or 0) + 1}"
@@ -80,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
     allow = bool(args.allow_code_exec or suite.allow_code_exec)
     try:
         store = open_store(args)
-        runs = _runs(store, args.target)
+        runs = runs_of(store, args.target)
     except StoreError as exc:
         return fail(prog, str(exc))
     rescored: list[dict[str, Any]] = []
