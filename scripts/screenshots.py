@@ -179,13 +179,16 @@ async def open_history(pilot: Any) -> Any:
     return await screen_named(pilot, "HistoryScreen")
 
 
-def cursor_to(screen: Any, predicate: Callable[[dict[str, Any]], bool]) -> int:
-    """Put the history table's cursor on the first shown run matching ``predicate``."""
+def cursor_at(screen: Any, index: int) -> None:
+    """Put the history table's cursor on the ``index``-th shown run."""
     from textual.widgets import DataTable
 
-    index = next(i for i, r in enumerate(screen.rows) if predicate(r))
     screen.query_one("#runs", DataTable).move_cursor(row=index)
-    return index
+
+
+def cursor_to(screen: Any, predicate: Callable[[dict[str, Any]], bool]) -> None:
+    """Put the history table's cursor on the first shown run matching ``predicate``."""
+    cursor_at(screen, next(i for i, r in enumerate(screen.rows) if predicate(r)))
 
 
 async def history_grouped(pilot: Any) -> None:
@@ -215,10 +218,10 @@ async def compare(pilot: Any) -> None:
     for row in screen.rows:
         sessions.setdefault(row["session_id"], set()).add(row["model"])
     session = next(s for s, models in sessions.items() if len(models) >= 2)
-    wanted = [r["id"] for r in screen.rows if r["session_id"] == session and r["status"] == "ok"
-              and not r.get("warmup")]  # fmt: skip
-    for run_id in wanted:
-        cursor_to(screen, lambda r, run_id=run_id: r["id"] == run_id)
+    wanted = [i for i, r in enumerate(screen.rows) if r["session_id"] == session
+              and r["status"] == "ok" and not r.get("warmup")]  # fmt: skip
+    for index in wanted:
+        cursor_at(screen, index)
         await pilot.press("space")
     await pilot.press("c")
     await screen_named(pilot, "CompareScreen")
