@@ -247,6 +247,17 @@ async def keys(pilot: Any) -> None:
     await screen_named(pilot, "KeyHelp")
 
 
+async def themes(pilot: Any) -> None:
+    from textual.widgets import Input
+
+    await discovered(pilot)
+    await pilot.press("f9")
+    palette = await screen_named(pilot, "CommandPalette")
+    for field in palette.query(Input):
+        field.cursor_blink = False  # a blinking cursor would differ between two takes
+    await settle(pilot, 0.3)
+
+
 def shots() -> dict[str, tuple[str, str, tuple[int, int], Step]]:
     """name -> (what it shows, the screen the app starts on, terminal size, how to get there)."""
     return {
@@ -256,6 +267,8 @@ def shots() -> dict[str, tuple[str, str, tuple[int, int], Step]]:
         ),
         "keys": ("F1: every key and its binding id (remap in config.toml)", "dashboard",
                  (100, 30), keys),
+        "themes": ("F9: the theme picker (the choice is kept in config.toml)", "dashboard",
+                   (100, 30), themes),
         "history": ("the history screen", "history", (120, 32), open_history),
         "history-grouped": ("the history grouped by model", "history", (150, 14), history_grouped),
         "history-filters": ("the history's filter dialog", "history", (100, 32), filters),
