@@ -81,3 +81,12 @@ def test_readme_links_point_at_files_that_exist() -> None:
     missing = [t for t in local if not (ROOT / t).exists()]
     assert not missing, f"README links to missing files: {missing}"
     assert "docs/img/dashboard-finished.svg" in local  # the picture of the dashboard
+
+
+def test_every_picture_is_shown_somewhere() -> None:
+    """A picture no page shows is left over from a renamed screen (scripts/screenshots.py)."""
+    pages = "\n".join(p.read_text(encoding="utf-8") for p in DOCS.rglob("*.md"))
+    pictures = sorted(p.relative_to(DOCS).as_posix() for p in (DOCS / "img").glob("*.svg"))
+    assert pictures, "docs/img holds the screen pictures"
+    unused = [p for p in pictures if f"({p})" not in pages]
+    assert not unused, f"pictures no page shows: {unused}"
