@@ -1,9 +1,9 @@
 """Command-line entry point: the dashboard by default, ``--batch`` headless, and subcommands.
 
 ``llmbench`` alone opens the dashboard; ``llmbench --batch [SUITE]`` runs the same engine with no
-UI; ``llmbench history|show|export|import|compare|delete|doctor|calibrate|score ...`` work on the
-stored results. Subcommands live in ``commands/`` (one module each, imported only when used, so
-``--batch`` never pays for Textual and the dashboard never pays for the exporters).
+UI; ``llmbench history|show|export|import|compare|report|delete|doctor|calibrate|score ...`` work
+on the stored results. Subcommands live in ``commands/`` (one module each, imported only when
+used, so ``--batch`` never pays for Textual and the dashboard never pays for the exporters).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "serve": "serve",
     "score": "score",
     "judge": "judge",
+    "report": "report",
 }
 
 
