@@ -26,6 +26,21 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", one_line(text).lower()).strip("-")[:60] or "chart"
 
 
+def short_names(names: list[str]) -> dict[str, str]:
+    """Model specs for chart labels: without their ``@host`` part where no two specs then read
+    the same (the tooltips keep the full spec)."""
+    short = {n: re.sub(r"@\S+", "", n) for n in names}
+    counts: dict[str, int] = {}
+    for v in short.values():
+        counts[v] = counts.get(v, 0) + 1
+    return {n: short[n] if counts[short[n]] == 1 else n for n in names}
+
+
+def _all_models(data: dict[str, Any]) -> dict[str, str]:
+    names = [r["label"] for r in data["summary"]] + [str(m) for m in data["models"]]
+    return short_names(list(dict.fromkeys(names)))
+
+
 def summary_charts(data: dict[str, Any]) -> list[Chart]:
     """Bars with ± one standard deviation: decode rate (client and server) and TTFT, per
     model × prompt group."""
@@ -44,7 +59,8 @@ def summary_charts(data: dict[str, Any]) -> list[Chart]:
         for row in rows:
             st = row["figures"].get(path)
             if st:
-                label = f"{one_line(row['label'], 20)} · {one_line(row['prompt_id'] or '-', 12)}"
+                short = _all_models(data)[row["label"]]
+                label = f"{one_line(short, 20)} · {one_line(row['prompt_id'] or '-', 12)}"
                 tip = (f"{row['label']} · {row['prompt_id'] or '-'}: {svg.num(st['mean'])} ± "
                        f"{svg.num(st['stdev'])} {unit} (n={st['n']})")
                 bars.append(svg.Bar(label, st["mean"], st["stdev"], st["n"], tip,
@@ -61,12 +77,13 @@ def distribution_charts(data: dict[str, Any]) -> list[Chart]:
         ("itl_s", "Inter-token latency per model (box: runs' ITL p50)", "ms", 1000.0),
     ):
         boxes = []
+        short = _all_models(data)
         for d in data["distributions"]:
             b = d.get(key)
             if b:
                 boxes.append(svg.Box(
-                    d["model"], b["n"], b["min"] * scale, b["q1"] * scale, b["median"] * scale,
-                    b["q3"] * scale, b["max"] * scale,
+                    short.get(d["model"], d["model"]), b["n"], b["min"] * scale,
+                    b["q1"] * scale, b["median"] * scale, b["q3"] * scale, b["max"] * scale,
                     {k: None if v is None else v * scale for k, v in b["marks"].items()},
                 ))  # fmt: skip
         if boxes:
@@ -80,9 +97,10 @@ def decision_charts(data: dict[str, Any]) -> list[Chart]:
     if not pts:
         return []
     title = "Quality score against decode rate (ringed: the Pareto front)"
+    short = _all_models(data)
     series = [
         svg.Series(p["model"], [svg.Point(
-            p["decode_tok_s"], p["score"], p["model"], ring=p["front"],
+            p["decode_tok_s"], p["score"], short.get(p["model"], p["model"]), ring=p["front"],
             tip=f"{p['model']}: {svg.num(p['decode_tok_s'])} tok/s, score {svg.num(p['score'])} "
                 f"(n={p['n']}){' — on the Pareto front' if p['front'] else ''}",
         )], line=False)
@@ -110,7 +128,8 @@ def sweep_charts(data: dict[str, Any]) -> list[Chart]:
                    f"{svg.num(x)} s, goodput {svg.num(lv['goodput_tok_s'])} tok/s")
             points.append(svg.Point(x, y, f"c={lv['level']}", tip,
                                     ring=lv["level"] == sw["knee"]["level"]))  # fmt: skip
-        label = sw["model"] + (f" · {sw['prompt_id']}" if sw["prompt_id"] else "")
+        model = _all_models(data).get(sw["model"], sw["model"])
+        label = model + (f" · {sw['prompt_id']}" if sw["prompt_id"] else "")
         series.append(svg.Series(label, points))
         for text in sw["slos"]:
             metric, _, value = re.split(r"(<=|>=|<|>)", text, maxsplit=1)
@@ -123,20 +142,23 @@ def sweep_charts(data: dict[str, Any]) -> list[Chart]:
 
 
 def grid_charts(data: dict[str, Any]) -> list[Chart]:
+    """The llama-bench tests down, the models across: one column per model."""
     results = data["grid"]["results"]
     if not results:
         return []
-    rows = list(dict.fromkeys(one_line(r["model"]) + (f" [x{r['concurrency']}]"
-                                                       if r["concurrency"] > 1 else "")
-                              for r in results))  # fmt: skip
-    cols = list(dict.fromkeys(r["test"] for r in results))
+    short = short_names([str(r["model"]) for r in results])
+
+    def model(r: dict[str, Any]) -> str:
+        return short[str(r["model"])] + (f" [x{r['concurrency']}]" if r["concurrency"] > 1 else "")
+
+    cols = list(dict.fromkeys(model(r) for r in results))
+    rows = list(dict.fromkeys(r["test"] for r in results))
     values = {}
     for r in results:
-        name = one_line(r["model"]) + (f" [x{r['concurrency']}]" if r["concurrency"] > 1 else "")
         v = r["avg_ts"] if r["avg_ts"] is not None else r["client_avg_ts"]
         if v is not None:
-            values[(rows.index(name), cols.index(r["test"]))] = v
-    title = "Size grid: t/s per model and test (backend-reported, else client)"
+            values[(rows.index(r["test"]), cols.index(model(r)))] = v
+    title = "Size grid: t/s per test and model (backend-reported, else client)"
     return [Chart("size-grid", "grid", title, svg.heatmap(title, "t/s", rows, cols, values))]
 
 
@@ -148,13 +170,13 @@ def conversation_charts(data: dict[str, Any]) -> list[Chart]:
     for t in turns:
         if t["ttft_s"] is None:
             continue
-        name = f"{t['model']} · {t['conversation']}"
+        name = f"{_all_models(data).get(t['model'], t['model'])} · {t['conversation']}"
         s = series.setdefault(name, svg.Series(name, []))
         s.points.append(svg.Point(t["turn"], t["ttft_s"], f"turn {t['turn']}",
                                   f"{name} turn {t['turn']}: TTFT {svg.num(t['ttft_s'])} s, "
                                   f"{svg.num(t['decode_tok_s'])} tok/s (n={t['n']})"))
     title = "Conversations: TTFT per turn"
-    chart = svg.xy_chart(title, "turn", "TTFT, s", list(series.values()))
+    chart = svg.xy_chart(title, "turn", "TTFT, s", list(series.values()), integer_x=True)
     return [Chart("conversation-turns", "conversations", title, chart)]
 
 
@@ -171,7 +193,7 @@ def machine_charts(data: dict[str, Any]) -> list[Chart]:
                    f"{d['change_pct']:+.1f}% ({sig})")
             bars.append(svg.Bar(d["group"], d["mean_b"], d["stdev_b"], d["n_b"], tip))
         if bars:
-            a, b = one_line(comp["a"], 60), one_line(comp["b"], 60)
+            a, b = (one_line(comp[k].split(" · ")[0], 40) for k in ("a", "b"))
             title = f"Decode rate on {b} (reference: {a})"
             out.append(Chart(f"machines-{i + 1}", "machines", title,
                              svg.bar_chart(title, "tok/s", bars)))  # fmt: skip

@@ -35,6 +35,8 @@ def num(value: float | None, digits: int = 3) -> str:
     """A figure for a label: ``digits`` significant digits, ``-`` when absent."""
     if value is None or not math.isfinite(value):
         return "-"
+    if abs(value) >= 10**digits:
+        return f"{value:.0f}"  # 34930, never 3.493e+04
     return f"{value:.{digits}g}"
 
 
@@ -42,13 +44,15 @@ def _f(value: float) -> str:
     return f"{value:.1f}"
 
 
-def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """Round tick values covering [lo, hi]."""
+def nice_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> list[float]:
+    """Round tick values covering [lo, hi] (whole numbers only with ``integer``)."""
     if hi <= lo:
         hi = lo + (abs(lo) or 1.0)
     raw = (hi - lo) / count
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    if integer:
+        step = max(1.0, math.ceil(step))
     start = math.floor(lo / step) * step
     ticks = []
     t = start
@@ -89,10 +93,10 @@ def _text(x: float, y: float, text: str, anchor: str = "start", cls: str = "") -
     )
 
 
-def _x_axis(scale: Scale, y: float, label: str, top: float) -> list[str]:
+def _x_axis(scale: Scale, y: float, label: str, top: float, integer: bool = False) -> list[str]:
     out = [f'<line class="axis" x1="{_f(scale.a)}" y1="{_f(y)}" x2="{_f(scale.b)}" '
            f'y2="{_f(y)}"/>']  # fmt: skip
-    for t in nice_ticks(scale.lo, scale.hi):
+    for t in nice_ticks(scale.lo, scale.hi, integer=integer):
         if scale.lo - 1e-12 <= t <= scale.hi + 1e-12:
             x = scale(t)
             out.append(f'<line class="grid" x1="{_f(x)}" y1="{_f(top)}" x2="{_f(x)}" '
@@ -282,6 +286,7 @@ def xy_chart(
     front: Sequence[tuple[float, float]] = (),
     refs: Sequence[RefLine] = (),
     point_labels: bool = False,
+    integer_x: bool = False,
 ) -> str:
     """Points (joined per series when ``line``), an optional front drawn as a dashed step line,
     reference lines; zoomable."""
@@ -301,12 +306,14 @@ def xy_chart(
         return (max(lo - pad, 0.0) if lo >= 0 else lo - pad), hi + pad
 
     sx, sy = Scale(*span(xs), left, right), Scale(*span(ys), bottom, top)
-    body = _x_axis(sx, bottom, x_label, top) + _y_axis(sy, left, y_label, right)
+    body = _x_axis(sx, bottom, x_label, top, integer_x) + _y_axis(sy, left, y_label, right)
     for r in refs:
         if r.axis == "x":
             body.append(f'<line class="ref" x1="{_f(sx(r.value))}" y1="{_f(top)}" '
                         f'x2="{_f(sx(r.value))}" y2="{_f(bottom)}"/>')  # fmt: skip
-            body.append(_text(sx(r.value) + 3, top + 12, esc(r.label), "start", "ref-label"))
+            at_right = sx(r.value) > left + (right - left) * 0.6
+            body.append(_text(sx(r.value) + (-3 if at_right else 3), top + 12, esc(r.label),
+                              "end" if at_right else "start", "ref-label"))
         else:
             body.append(f'<line class="ref" x1="{_f(left)}" y1="{_f(sy(r.value))}" '
                         f'x2="{_f(right)}" y2="{_f(sy(r.value))}"/>')  # fmt: skip
@@ -314,6 +321,8 @@ def xy_chart(
     if len(front) > 1:
         path = "M" + "L".join(f"{_f(sx(x))} {_f(sy(y))}" for x, y in front)
         body.append(f'<path class="front" d="{path}"/>')
+    labelled = sorted((p.y, p.x) for s in series for p in s.points)
+    below = {xy for k, xy in enumerate(labelled) if k % 2}  # alternate sides: fewer overlaps
     for i, s in enumerate(series):
         colour = PALETTE[i % len(PALETTE)]
         if s.line and len(s.points) > 1:
@@ -328,7 +337,8 @@ def xy_chart(
                         f"<title>{esc(tip)}</title></circle>")  # fmt: skip
             if point_labels:
                 near_right = sx(p.x) > left + (right - left) * 0.7
-                body.append(_text(sx(p.x) + (-8 if near_right else 8), sy(p.y) - 8,
+                dy = 16 if (p.y, p.x) in below else -8
+                body.append(_text(sx(p.x) + (-8 if near_right else 8), sy(p.y) + dy,
                                   esc(p.label, 30), "end" if near_right else "start", "plabel"))
     body += _legend(names, bottom + 56)
     return _svg(height, body, title=title, zoom=True)
@@ -341,35 +351,32 @@ def heatmap(
     title: str, unit: str, rows: Sequence[str], cols: Sequence[str],
     values: dict[tuple[int, int], float],
 ) -> str:  # fmt: skip
-    """Cells coloured within each column (tests differ in scale: pp rates dwarf tg rates), each
+    """Cells coloured within each row (tests differ in scale: pp rates dwarf tg rates), each
     with its value written in it."""
-    cell_w = max(min((WIDTH - _LABEL_W - 20) / max(len(cols), 1), 160.0), 40.0)
+    cell_w = max(min((WIDTH - _LABEL_W - 20) / max(len(cols), 1), 160.0), 60.0)
     width = _LABEL_W + cell_w * len(cols) + 20
-    top = 70.0
+    top = 30.0
     height = top + _ROW_H * max(len(rows), 1) + 10
     body = []
     for j, col in enumerate(cols):
         cx = _LABEL_W + cell_w * (j + 0.5)
-        body.append(f'<text transform="translate({_f(cx)} {_f(top - 6)}) rotate(-30)" '
-                    f'text-anchor="start">{esc(col, 28)}</text>')  # fmt: skip
+        body.append(_text(cx, top - 8, esc(col, int(cell_w / 7)), "middle"))
     for i, row in enumerate(rows):
         body.append(_text(_LABEL_W - 6, top + i * _ROW_H + 15, esc(row, 32), "end"))
-    for j, _ in enumerate(cols):
-        col_vals = [v for (i, jj), v in values.items() if jj == j]
-        lo, hi = (min(col_vals), max(col_vals)) if col_vals else (0.0, 1.0)
-        for i, _ in enumerate(rows):
+        row_vals = [v for (ii, _), v in values.items() if ii == i]
+        lo, hi = (min(row_vals), max(row_vals)) if row_vals else (0.0, 1.0)
+        for j, _ in enumerate(cols):
             v = values.get((i, j))
             if v is None:
                 continue
-            share = (v - lo) / (hi - lo) if hi > lo else 1.0
+            share = (v - lo) / (hi - lo) if hi > lo else 0.5
             fill = f"hsl(210 80% {_f(92 - 50 * share)}%)"
             tip = f"{rows[i]} · {cols[j]}: {num(v, 4)} {unit}"
             x, y = _LABEL_W + cell_w * j, top + i * _ROW_H
             body.append(f'<rect class="mark cell" x="{_f(x)}" y="{_f(y)}" width="{_f(cell_w - 2)}"'
                         f' height="{_ROW_H - 2}" fill="{fill}"><title>{esc(tip)}</title></rect>')
-            ink = "#fff" if share > 0.6 else "#111"
-            body.append(f'<text x="{_f(x + cell_w / 2)}" y="{_f(y + 15)}" text-anchor="middle" '
-                        f'fill="{ink}">{num(v, 4)}</text>')  # fmt: skip
+            ink = "on-dark" if share > 0.6 else ""
+            body.append(_text(x + cell_w / 2, y + 15, num(v, 4), "middle", ink))
     svg = _svg(height, body, title=title)
     return svg.replace(f'viewBox="0 0 {WIDTH} ', f'viewBox="0 0 {_f(width)} ', 1).replace(
         f'width="{WIDTH}"', f'width="{_f(width)}"', 1
