@@ -196,13 +196,18 @@ def _machines(data: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def content_security_policy() -> str:
+    """Nothing may be fetched; the one script that may run is the page's own (by its hash)."""
+    digest = base64.b64encode(hashlib.sha256(asset("report.js").encode()).digest()).decode()
+    return (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
+            "img-src data:; base-uri 'none'; form-action 'none'")  # fmt: skip
+
+
 def render(data: dict[str, Any], charts: list[Chart] | None = None) -> str:
     """The page for ``data`` (``report.model.build``)."""
     charts = all_charts(data) if charts is None else charts
     script = asset("report.js")
-    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-    csp = (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
-           "img-src data:; base-uri 'none'; form-action 'none'")  # fmt: skip
+    csp = content_security_policy()
     sections = [
         ("summary", "Summary per model and prompt", _summary(data) + _figures(charts, "summary")),
         ("distributions", "Latency distributions", _figures(charts, "distributions")),
