@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-if", action="append", default=[], metavar="RULE",
                    help='regression gate, e.g. "decode_tok_s<-10%%" or "ttft_s>+20%%" (against '
                    '--baseline) or an absolute "score<7"; exit 3')
+    p.add_argument("--report-html", metavar="PATH",
+                   help="with --fail-if: write the HTML report of this session against the "
+                   "baseline (llmbench report) to PATH")
     p.add_argument("--allow-code-exec", action="store_true",
                    help="run the tests of python checks (sandboxed subprocess); "
                    "also allow_code_exec = true in a suite")

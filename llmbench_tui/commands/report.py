@@ -2,6 +2,7 @@
 
 The selection is ``compare``'s (run ids, session ids or prefixes, ``model:NAME``; several) and
 ``history``'s filters, or ``--input FILE`` (an export: a report can be made on any machine).
+``--against`` adds the selection read against a baseline, as the regression gate reads it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--input", metavar="FILE",
                         help="report on the runs of an export (JSON/JSONL) or database file "
                         "instead of the store")  # fmt: skip
+    parser.add_argument("--against", metavar="SESSION_OR_FILE",
+                        help="also compare the selection (B) with a baseline (A): a stored "
+                        "session or an export file, as the regression gate reads --baseline")
     parser.add_argument("--title", default="llmbench report", help="the report's title")
     add_filters(parser, default_limit=None)
     return parser
@@ -51,7 +55,13 @@ def main(args: argparse.Namespace) -> int:
         else:
             records = select(open_store(args), args.refs, query)
             selection = describe_selection(args.refs, query)
-        data = build(records, title=args.title, selection=selection)
+        against = None
+        if args.against:
+            from llmbench_tui.compare import load_baseline
+
+            store = None if args.input else open_store(args)
+            against = (args.against, load_baseline(args.against, store))
+        data = build(records, title=args.title, selection=selection, against=against)
         if args.html:
             size = write_html(args.html, data)
             print(f"wrote {args.html} ({len(records)} runs, {size / 1024:.0f} KiB)")

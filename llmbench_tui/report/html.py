@@ -165,9 +165,10 @@ def _quality(data: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def _machines(data: dict[str, Any]) -> str:
+def _comparisons(comps: list[dict[str, Any]]) -> str:
+    """A/B tables as ``llmbench compare`` prints them (B against A, Welch's t-test)."""
     out = []
-    for comp in data["machine_comparisons"]:
+    for comp in comps:
         out.append(f"<h3>A = {esc(comp['a'])} ({comp['n_a']} runs)<br>B = {esc(comp['b'])} "
                    f"({comp['n_b']} runs)</h3>")  # fmt: skip
         rows = [["group", "figure", "A", "B", "change", "vs noise"]]
@@ -218,7 +219,10 @@ def render(data: dict[str, Any], charts: list[Chart] | None = None) -> str:
         ("conversations", "Conversations per turn",
          _conversations(data) + _figures(charts, "conversations")),
         ("quality", "Answer quality", _quality(data)),
-        ("machines", "Machine against machine", _figures(charts, "machines") + _machines(data)),
+        ("baseline", "Against the baseline", _comparisons(
+            [data["baseline_comparison"]] if data.get("baseline_comparison") else [])),
+        ("machines", "Machine against machine",
+         _figures(charts, "machines") + _comparisons(data["machine_comparisons"])),
     ]  # fmt: skip
     shown = [(sid, title, body) for sid, title, body in sections if body]
     nav = "".join(f'<a href="#{sid}">{esc(title)}</a>' for sid, title, _ in shown)

@@ -116,9 +116,10 @@ def _summary(groups: list[GroupSummary]) -> list[dict[str, Any]]:
     return rows
 
 
-def build(records: list[dict[str, Any]], *, title: str = "llmbench report",
-          selection: str = "") -> dict[str, Any]:  # fmt: skip
-    """The whole report as JSON-ready data (see the module docstring)."""
+def build(records: list[dict[str, Any]], *, title: str = "llmbench report", selection: str = "",
+          against: tuple[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The whole report as JSON-ready data (see the module docstring). ``against``: a baseline
+    (its name and runs) the selected runs are compared with, as ``compare A B`` does."""
     records = sorted(records, key=lambda r: str(r.get("started_at") or ""))
     groups = summarize(records)
     dates = [str(r["started_at"]) for r in records if r.get("started_at")]
@@ -141,4 +142,5 @@ def build(records: list[dict[str, Any]], *, title: str = "llmbench report",
         "conversations": sections.conversations(records),
         "quality": sections.quality(records),
         "machine_comparisons": sections.machine_comparisons(records),
+        "baseline_comparison": sections.against_baseline(*against, records) if against else None,
     }

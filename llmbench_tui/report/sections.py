@@ -223,6 +223,22 @@ def quality(records: list[dict[str, Any]]) -> dict[str, Any]:
 # -- machine against machine -----------------------------------------------------------------
 
 
+def _comparison(a: Side, b: Side) -> dict[str, Any]:
+    diffs = compare_records(a.records, b.records, group_key(a, b))
+    return {
+        "a": a.label, "b": b.label, "n_a": len(a.records), "n_b": len(b.records),
+        "diffs": [dict(vars(d), verdict=d.verdict, better=d.better) for d in diffs],
+    }  # fmt: skip
+
+
+def against_baseline(
+    name: str, baseline: list[dict[str, Any]], records: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The selection (B) against a baseline (A), as ``llmbench compare A B`` reads them."""
+    return _comparison(Side("baseline", f"baseline {one_line(name)}", baseline),
+                       Side("selection", "the selected runs", records))  # fmt: skip
+
+
 def machine_comparisons(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """When the counted runs span machines: each machine against the one with the most runs,
     paired by model, prompt, backend and concurrency — ``compare --by machine``'s reading
@@ -240,13 +256,8 @@ def machine_comparisons(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return []
     ref = known[0]
     a = Side("machine", machine_label(ref, blocks[ref]), by_machine[ref])
-    out = []
-    for key in known[1:]:
-        b = Side("machine", machine_label(key, blocks[key]), by_machine[key])
-        diffs = compare_records(a.records, b.records, group_key(a, b))
-        out.append({
-            "a": a.label, "b": b.label, "n_a": len(a.records), "n_b": len(b.records),
-            "diffs": [dict(vars(d), verdict=d.verdict, better=d.better) for d in diffs],
-        })  # fmt: skip
-    return out
+    return [
+        _comparison(a, Side("machine", machine_label(key, blocks[key]), by_machine[key]))
+        for key in known[1:]
+    ]
 
