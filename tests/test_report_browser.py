@@ -46,7 +46,7 @@ def tokens(text: str) -> list[str]:
     return [w + " " for w in text.split()]
 
 
-def llmbench(args: list[str], data: Path, timeout: float = 300) -> str:
+def llmbench(args: list[str], data: Path, timeout: float = 600) -> str:
     env = {**os.environ, "LLMBENCH_DATA_DIR": str(data), "PYTHONPATH": str(ROOT)}
     p = subprocess.run([*LLMBENCH, *args], capture_output=True, text=True, env=env,
                        timeout=timeout, cwd=ROOT)  # fmt: skip
@@ -61,12 +61,12 @@ def session_ids(data: Path) -> list[str]:
 
 SUITE = """
 models = [{models}]
-repetitions = 3
-warmup = 1
+repetitions = 2
+warmup = 0
 judge = "ollama:judge-fake:1b@{url}"
 
 [options]
-max_tokens = 32
+max_tokens = 8
 
 [[prompts]]
 id = "sky"
@@ -90,7 +90,7 @@ max_words = 40
 
 [[conversations]]
 id = "trip"
-turns = ["Plan a day in Lisbon.", "Make it cheaper."]
+turns = ["Plan a day in Lisbon.", "Cheaper?"]
 """
 
 
