@@ -98,7 +98,8 @@ turns = ["Plan a day in Lisbon.", "Cheaper?"]
 def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     """name -> report file: four models, a sweep, a grid, two machines."""
     base = tmp_path_factory.mktemp("reports")
-    models = fast_models() + [
+    models = [
+        *fast_models(),
         FakeModel("scatter-fake:1b", tokens=tokens("Rayleigh scattering makes the sky blue ."),
                   token_delay_s=0.004),
         FakeModel("slow-fake:3b", tokens=tokens("It is a colour ."), token_delay_s=0.008),

@@ -117,7 +117,8 @@ def sweep_charts(data: dict[str, Any]) -> list[Chart]:
     sweeps = data["sweeps"]
     if not sweeps:
         return []
-    series, refs = [], []
+    series: list[svg.Series] = []
+    refs: list[svg.RefLine] = []
     for sw in sweeps:
         points = []
         for lv in sw["levels"]:

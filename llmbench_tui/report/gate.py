@@ -27,10 +27,10 @@ def gate_report(path: str | None, baseline_ref: str | None, session_id: str,
                 "--html gate-report.html"]  # fmt: skip
     records = self_contained(current, store) if store is not None else current
     title = "llmbench regression gate: " + ("FAILED" if failed else "passed")
-    against = (baseline_ref, baseline) if baseline_ref else None
+    versus = (baseline_ref, baseline) if baseline_ref else None
     try:
         write_html(path, build(records, title=title, selection=f"session {session_id}",
-                               against=against))  # fmt: skip
+                               against=versus))  # fmt: skip
     except ReportError as exc:
         return [f"warning: {one_line(exc)}"]
     return [f"both sides as a report: {one_line(path)}"]

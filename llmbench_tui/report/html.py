@@ -82,7 +82,8 @@ def _header(data: dict[str, Any]) -> str:
     rows = [["session", "started", "options", "plan"]]
     for s in data["sessions"]:
         plan = s["plan"] or {}
-        opts = plan.get("options") if isinstance(plan.get("options"), dict) else {}
+        opts = plan.get("options")
+        opts = opts if isinstance(opts, dict) else {}
         shown = ", ".join(f"{k}={v}" for k, v in opts.items() if v is not None) or "defaults"
         extra = ", ".join(
             f"{k} {plan[k]}" for k in ("repetitions", "warmup", "cold", "concurrency")

@@ -13,6 +13,7 @@ What is new here is only the shape a chart needs (``report.sections``).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,7 @@ from llmbench_tui.engine.report import (
 )
 from llmbench_tui.engine.stats import GroupSummary, counted, summarize
 from llmbench_tui.report import sections
+from llmbench_tui.report.sections import as_object
 from llmbench_tui.safe_text import one_line
 from llmbench_tui.schema import get_path
 
@@ -60,8 +62,8 @@ def _sessions(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         sid = r.get("session_id")
         if not isinstance(sid, str) or sid in out:
             continue
-        session = r.get("session") if isinstance(r.get("session"), dict) else {}
-        plan = session.get("plan") if isinstance(session.get("plan"), dict) else {}
+        session = as_object(r.get("session"))
+        plan = as_object(session.get("plan"))
         out[sid] = {
             "id": sid,
             "started_at": session.get("started_at") or r.get("started_at"),
@@ -98,7 +100,17 @@ def _warnings(records: list[dict[str, Any]], groups: list[GroupSummary]) -> list
     if repeats:
         notes.append(f"{repeats} prefix-cache repeat runs are their own groups (marked cached)")
     notes += footnotes(groups) + workload_notes(records)
-    return [one_line(n) for n in dict.fromkeys(notes)]
+    return _alike_once([one_line(n) for n in dict.fromkeys(notes)])
+
+
+def _alike_once(notes: list[str]) -> list[str]:
+    """Notes that differ only in their numbers (``other processes used 81 %`` ... ``93 %``)
+    once each, with how many more there were: every kind is said, none drowns the rest."""
+    kinds: dict[str, list[str]] = {}
+    for note in notes:
+        kinds.setdefault(re.sub(r"\d+(?:\.\d+)?", "#", note), []).append(note)
+    return [alike[0] + (f" (and {len(alike) - 1} more like it)" if len(alike) > 1 else "")
+            for alike in kinds.values()]  # fmt: skip
 
 
 def _summary(groups: list[GroupSummary]) -> list[dict[str, Any]]:

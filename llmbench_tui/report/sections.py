@@ -28,6 +28,11 @@ JUDGE_CAVEAT = (
 MAX_VERDICTS = 200  # judged runs listed one by one; the per-model means cover them all
 
 
+def as_object(value: Any) -> dict[str, Any]:
+    """``value`` when it is an object, else an empty one (imported records hold anything)."""
+    return value if isinstance(value, dict) else {}
+
+
 def model_of(record: dict[str, Any]) -> str:
     return one_line(record.get("model_spec") or record.get("model"))
 
@@ -132,6 +137,8 @@ def slos_of(records: list[dict[str, Any]]) -> list[Slo]:
 def concurrency_sweeps(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each sweep (one model, host and prompt over two or more levels): ``goodput.levels`` and
     ``goodput.knee``, as ``--batch`` prints them."""
+    if not any((r.get("concurrency") or 1) > 1 for r in records):
+        return []  # no level but 1: no sweep (and no need to work the levels out)
     slos = slos_of(records)
     out = []
     for (model, host, prompt), lvls in goodput.sweeps(goodput.levels(records, slos)).items():
@@ -182,9 +189,9 @@ def quality(records: list[dict[str, Any]]) -> dict[str, Any]:
     judge's verdicts (per model and prompt, then run by run) with the judge's caveat."""
     checks: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
     judged: dict[tuple[str, str], list[float]] = {}
-    verdicts = []
+    verdicts: list[dict[str, Any]] = []
     for r in counted(records):
-        q = r.get("quality") if isinstance(r.get("quality"), dict) else {}
+        q = as_object(r.get("quality"))
         prompt = one_line(r.get("prompt_id"))
         for c in q.get("checks") or []:
             if isinstance(c, dict):
