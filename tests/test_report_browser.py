@@ -256,6 +256,16 @@ def test_four_model_session(reports: dict[str, Path], browser: webdriver.Chrome)
     assert "embedded" in body and "slow-fake:3b" in body
     assert "one model's opinion" in body  # the judge's caveat beside its verdicts
     assert "7: clear and correct" in body
+    # Printed (as PDF): the print styles apply, nothing interactive is left, the charts stay.
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    hidden = browser.execute_script(
+        "return [...document.querySelectorAll('nav, button.reset')]"
+        ".every(e => getComputedStyle(e).display === 'none')")
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+    assert hidden
+    pdf = base64.b64decode(browser.execute_cdp_cmd("Page.printToPDF", {})["data"])
+    assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") >= 3
+    (ARTIFACTS / "report-four-models.pdf").write_bytes(pdf)
 
 
 def test_concurrency_sweep(reports: dict[str, Path], browser: webdriver.Chrome):
