@@ -64,16 +64,29 @@ def nice_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> l
 
 @dataclass
 class Scale:
-    """A linear map from data [lo, hi] onto pixels [a, b] (b < a flips, for y)."""
+    """A linear (or, with ``log``, logarithmic) map from data [lo, hi] onto pixels [a, b]
+    (b < a flips, for y). A log scale needs lo > 0."""
 
     lo: float
     hi: float
     a: float
     b: float
+    log: bool = False
 
     def __call__(self, v: float) -> float:
-        span = self.hi - self.lo or 1.0
-        return self.a + (v - self.lo) / span * (self.b - self.a)
+        if self.log:
+            lo, hi, v = math.log10(self.lo), math.log10(self.hi), math.log10(max(v, self.lo))
+        else:
+            lo, hi = self.lo, self.hi
+        span = hi - lo or 1.0
+        return self.a + (v - lo) / span * (self.b - self.a)
+
+    def ticks(self, integer: bool = False) -> list[float]:
+        if not self.log:
+            return nice_ticks(self.lo, self.hi, integer=integer)
+        first, last = math.floor(math.log10(self.lo)), math.ceil(math.log10(self.hi))
+        return [m * 10.0**k for k in range(first, last + 1) for m in (1, 2, 5)
+                if self.lo <= m * 10.0**k <= self.hi]  # fmt: skip
 
 
 def _svg(height: float, body: list[str], *, title: str, zoom: bool = False) -> str:
@@ -96,7 +109,7 @@ def _text(x: float, y: float, text: str, anchor: str = "start", cls: str = "") -
 def _x_axis(scale: Scale, y: float, label: str, top: float, integer: bool = False) -> list[str]:
     out = [f'<line class="axis" x1="{_f(scale.a)}" y1="{_f(y)}" x2="{_f(scale.b)}" '
            f'y2="{_f(y)}"/>']  # fmt: skip
-    for t in nice_ticks(scale.lo, scale.hi, integer=integer):
+    for t in scale.ticks(integer):
         if scale.lo - 1e-12 <= t <= scale.hi + 1e-12:
             x = scale(t)
             out.append(f'<line class="grid" x1="{_f(x)}" y1="{_f(top)}" x2="{_f(x)}" '
@@ -109,7 +122,7 @@ def _x_axis(scale: Scale, y: float, label: str, top: float, integer: bool = Fals
 def _y_axis(scale: Scale, x: float, label: str, right: float) -> list[str]:
     out = [f'<line class="axis" x1="{_f(x)}" y1="{_f(scale.a)}" x2="{_f(x)}" '
            f'y2="{_f(scale.b)}"/>']  # fmt: skip
-    for t in nice_ticks(scale.lo, scale.hi):
+    for t in scale.ticks():
         if scale.lo - 1e-12 <= t <= scale.hi + 1e-12:
             y = scale(t)
             out.append(f'<line class="grid" x1="{_f(x)}" y1="{_f(y)}" x2="{_f(right)}" '
@@ -213,9 +226,12 @@ def box_chart(title: str, unit: str, boxes: Sequence[Box]) -> str:
     height = top + (_ROW_H + 6) * max(len(boxes), 1) + 58
     values = [v for b in boxes for v in (b.min, b.max, *[m for m in b.marks.values() if m])]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
-    pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
-    x = Scale(max(lo - pad, 0.0) if lo >= 0 else lo - pad, hi + pad, _LABEL_W, WIDTH - 20)
-    body = _x_axis(x, height - 54, unit, top)
+    if lo > 0 and hi / lo > 50:  # rows apart by orders of magnitude: each readable on a log axis
+        x = Scale(lo / 1.2, hi * 1.2, _LABEL_W, WIDTH - 20, log=True)
+    else:
+        pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
+        x = Scale(max(lo - pad, 0.0) if lo >= 0 else lo - pad, hi + pad, _LABEL_W, WIDTH - 20)
+    body = _x_axis(x, height - 54, unit + (" (log scale)" if x.log else ""), top)
     for i, b in enumerate(boxes):
         y = top + i * (_ROW_H + 6)
         mid = y + _ROW_H / 2
