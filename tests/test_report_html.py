@@ -252,3 +252,32 @@ def test_selection_by_sessions_and_bad_input(seeded: Path, capsys):
     code, _, err = cli(report, ["s00001", "--data-dir", d, "--html",
                                 str(seeded / "no" / "dir" / "r.html")], capsys)  # fmt: skip
     assert code == 1 and err.startswith("llmbench report: cannot write ") and err.count("\n") == 1
+
+
+# -- the decision chart's front and the distributions' axis ----------------------------------
+
+
+def test_pareto_front_is_the_models_no_other_beats_on_both():
+    from llmbench_tui.report.sections import decision
+
+    records = []
+    for model, rate, score in (("a", 100.0, 6.0), ("b", 50.0, 8.0), ("c", 40.0, 7.0),
+                               ("d", 120.0, 5.0), ("e", 100.0, 5.5)):  # fmt: skip
+        for i in range(2):
+            rec = run(model=model, timings={"decode_tok_s": rate + i})
+            rec["quality"] = {"score": score, "checks": []}
+            records.append(rec)
+    data = decision(records)
+    front = {p["model"] for p in data["points"] if p["front"]}
+    assert front == {"a", "b", "d"}  # c: slower and worse than b; e: as fast as a, worse
+    assert data["front"] == [[50.5, 8.0], [100.5, 6.0], [120.5, 5.0]]
+
+
+def test_box_axis_goes_logarithmic_only_across_orders_of_magnitude():
+    from llmbench_tui.report.svg import Box, box_chart
+
+    near = [Box("x", 3, 1.0, 1.5, 2.0, 2.5, 3.0), Box("y", 3, 2.0, 2.5, 3.0, 3.5, 4.0)]
+    far = [*near, Box("z", 3, 400.0, 450.0, 500.0, 550.0, 600.0)]
+    assert "(log scale)" not in box_chart("t", "ms", near)
+    svg = box_chart("t", "ms", far)
+    assert "ms (log scale)" in svg and ">100<" in svg and ">1000<" not in svg
