@@ -9,7 +9,14 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from llmbench_tui.compare import Side, compare_records, group_key, machine_key, machine_label
+from llmbench_tui.compare import (
+    Side,
+    compare_records,
+    group_key,
+    machine_key,
+    machine_label,
+    values,
+)
 from llmbench_tui.conversations import parse_turn_id
 from llmbench_tui.engine import goodput
 from llmbench_tui.engine.report import llamabench_results, llamabench_rows
@@ -39,8 +46,6 @@ def model_of(record: dict[str, Any]) -> str:
 
 def figure_values(records: list[dict[str, Any]], path: str) -> list[float]:
     """The finite numbers at ``path`` (``compare.values``: the comparison's own reading)."""
-    from llmbench_tui.compare import values
-
     return values(records, path)
 
 
