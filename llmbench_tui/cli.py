@@ -1,9 +1,9 @@
 """Command-line entry point: the dashboard by default, ``--batch`` headless, and subcommands.
 
 ``llmbench`` alone opens the dashboard; ``llmbench --batch [SUITE]`` runs the same engine with no
-UI; ``llmbench history|show|export|import|compare|delete|doctor|calibrate|score ...`` work on the
-stored results. Subcommands live in ``commands/`` (one module each, imported only when used, so
-``--batch`` never pays for Textual and the dashboard never pays for the exporters).
+UI; ``llmbench history|show|export|import|compare|report|delete|doctor|calibrate|score ...`` work
+on the stored results. Subcommands live in ``commands/`` (one module each, imported only when
+used, so ``--batch`` never pays for Textual and the dashboard never pays for the exporters).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "serve": "serve",
     "score": "score",
     "judge": "judge",
+    "report": "report",
 }
 
 
@@ -104,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-if", action="append", default=[], metavar="RULE",
                    help='regression gate, e.g. "decode_tok_s<-10%%" or "ttft_s>+20%%" (against '
                    '--baseline) or an absolute "score<7"; exit 3')
+    p.add_argument("--report-html", metavar="PATH",
+                   help="with --fail-if: write the HTML report of this session against the "
+                   "baseline (llmbench report) to PATH")
     p.add_argument("--allow-code-exec", action="store_true",
                    help="run the tests of python checks (sandboxed subprocess); "
                    "also allow_code_exec = true in a suite")

@@ -464,6 +464,11 @@ def _gate(args: argparse.Namespace, finished: SessionFinished, store: Any) -> in
     violations = evaluate_gate(current, baseline, rules)
     for v in violations:
         print(f"REGRESSION: {strip_controls(v.sentence)}", file=sys.stderr)
+    from ..report.gate import gate_report
+
+    for line in gate_report(args.report_html, args.baseline, finished.session_id, current,
+                            baseline, failed=bool(violations), store=store):  # fmt: skip
+        print(f"llmbench: {line}", file=sys.stderr)
     if not violations:
         against = f" against {args.baseline}" if args.baseline else ""
         print(

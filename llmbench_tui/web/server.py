@@ -12,9 +12,10 @@ once the port is bound, not before).
 
 Added:
 
-- ``GET /api/runs``, ``/api/runs/{id}``, ``/api/sessions/{id}`` (``api``) and ``GET /metrics``
-  (``metrics``). Read-only: nothing over HTTP starts a benchmark or changes the store. Errors
-  under ``/api/`` are JSON (``{"error": ...}``), never an HTML page.
+- ``GET /api/runs``, ``/api/runs/{id}``, ``/api/sessions/{id}`` (``api``), ``GET /metrics``
+  (``metrics``) and ``GET /report`` (``report_page``: the HTML report of the same selection).
+  Read-only: nothing over HTTP starts a benchmark or changes the store. Errors under ``/api/``
+  are JSON (``{"error": ...}``), never an HTML page.
 - Every response: ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY`` and a
   ``frame-ancestors 'none'`` CSP (no other site can frame the dashboard and steer clicks into
   it), ``Referrer-Policy: no-referrer``; JSON also ``Cache-Control: no-store``.
@@ -131,6 +132,7 @@ class LLMBenchServer(Server):
             web.get("/api/runs/{id}", self.handle_run, name="api-run"),
             web.get("/api/sessions/{id}", self.handle_session, name="api-session"),
             web.get("/metrics", self.handle_metrics, name="metrics"),
+            web.get("/report", self.handle_report, name="report"),
         ])  # fmt: skip
         app.on_cleanup.append(self._close_store)
         return app
@@ -161,7 +163,8 @@ class LLMBenchServer(Server):
     def _listening(self, _message: str) -> None:
         base = f"http://{self._url_host()}:{self.port}"
         print(f"llmbench serve: the dashboard at {base}/", flush=True)
-        print(f"llmbench serve: JSON at {base}/api/runs, metrics at {base}/metrics", flush=True)
+        print(f"llmbench serve: JSON at {base}/api/runs, metrics at {base}/metrics, HTML "
+              f"reports at {base}/report?session=ID (the /api/runs filters)", flush=True)
         print(f"llmbench serve: data {self.store.path}; Ctrl+C to stop", flush=True)
 
     async def handle_index(self, request: web.Request) -> web.StreamResponse:  # type: ignore[override]
@@ -202,6 +205,17 @@ class LLMBenchServer(Server):
     async def handle_session(self, request: web.Request) -> web.Response:
         session_id = request.match_info["id"]
         return json_response(await asyncio.to_thread(api.get_session, self.store, session_id))
+
+    async def handle_report(self, request: web.Request) -> web.Response:
+        from llmbench_tui.web.report_page import report_page
+
+        params = {name: request.query.getall(name) for name in request.query}
+        page = await asyncio.to_thread(report_page, self.store, params)
+        headers = {"Cache-Control": "no-store"}
+        if page.csp:
+            headers["Content-Security-Policy"] = f"{page.csp}; frame-ancestors 'none'"
+        return web.Response(status=page.status, text=page.body, content_type=page.content_type,
+                            charset="utf-8", headers=headers)  # fmt: skip
 
     async def handle_metrics(self, request: web.Request) -> web.Response:
         try:

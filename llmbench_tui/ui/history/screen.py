@@ -98,6 +98,7 @@ class HistoryScreen(Screen):
         Binding("g", "group", "Group"),
         Binding("r", "rerun", "Re-run"),
         Binding("e", "export", "Export"),
+        Binding("H", "html_report", "HTML report", show=False),
         Binding("d,delete", "delete", "Delete"),
         Binding("y", "copy_id", "Copy id"),
         Binding("Y", "copy_response", "Copy response", show=False),
@@ -654,6 +655,12 @@ class HistoryScreen(Screen):
             app.call_from_thread(notify_inert, app, f"Export failed: {exc}", severity="error")
             return
         app.call_from_thread(notify_inert, app, f"Exported {len(records)} runs to {path}")
+
+    def action_html_report(self) -> None:
+        from .report import report_path, write_report
+
+        write_report(self.app, self.store, list(self.marked.values()), self.run_query(None),
+                     report_path(self.data_dir))  # fmt: skip
 
     def action_judge(self) -> None:
         from ..judging import ask_and_judge
