@@ -27,6 +27,8 @@ SUBCOMMANDS = {
     "serve": "serve",
     "score": "score",
     "judge": "judge",
+    "fit": "fit",
+    "pull": "pull",
 }
 
 
