@@ -104,3 +104,23 @@ def test_delete_removes_the_model_and_a_missing_one_is_named(server: OllamaTestS
 def test_pull_from_nowhere_is_unreachable() -> None:
     with pytest.raises(BackendError, match="cannot connect"):
         asyncio.run(pull("x", "http://127.0.0.1:9", lambda p: None))
+
+
+async def test_an_ollama_run_record_carries_the_prediction(server: OllamaTestServer) -> None:
+    from llmbench_tui.engine.runner import Engine, Plan
+    from llmbench_tui.schema import ModelSpec, Options, PromptSpec
+
+    plan = Plan(
+        models=[ModelSpec.parse(f"ollama:smollm-fake:135m@{server.url}")],
+        prompts=[PromptSpec(id="p", text="Hello there.")],
+        options=Options(num_ctx=2048),
+        repetitions=1,
+        warmup=0,
+    )
+    fin = await Engine(plan).run()
+    (rec,) = fin.records
+    assert rec.status == "ok"
+    assert rec.fit["predicted"]["n_ctx"] == 2048
+    assert rec.fit["predicted"]["kv_bytes"] == 30 * 3 * 64 * 2 * 2 * 2048
+    assert rec.fit["estimate_source"] == "ollama"
+    assert rec.to_json()["fit"] == rec.fit

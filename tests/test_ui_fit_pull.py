@@ -14,7 +14,7 @@ import pytest
 from ollama_server import FakeModel, OllamaTestServer, Pullable
 from textual.widgets import DataTable, Input, ProgressBar, SelectionList, Static
 
-from llmbench_tui.fit import FitEstimate
+from llmbench_tui.fit.estimate import FitEstimate
 from llmbench_tui.ui.app import LLMBenchApp, build_app
 from llmbench_tui.ui.dashboard import Dashboard
 from llmbench_tui.ui.widgets.model_dialogs import ConfirmDelete, GGUFFiles, PullDialog

@@ -19,18 +19,11 @@ from llmbench_tui import config
 from llmbench_tui.backends import BackendPool
 from llmbench_tui.backends.base import BackendError
 from llmbench_tui.commands.common import add_data_dir, fail, json_text, table
-from llmbench_tui.fit import (
-    CacheConfig,
-    FitEstimate,
-    Machine,
-    ShapeError,
-    default_ctx,
-    estimate,
-    shape_for,
-    this_machine,
-)
-from llmbench_tui.fit.memory import CACHE_TYPES, MIB
-from llmbench_tui.fit.sources import Sized, given_shape
+from llmbench_tui.fit.estimate import FitEstimate, estimate
+from llmbench_tui.fit.machine import Machine, this_machine
+from llmbench_tui.fit.memory import CACHE_TYPES, MIB, CacheConfig
+from llmbench_tui.fit.shape import ShapeError
+from llmbench_tui.fit.sources import Sized, default_ctx, given_shape, shape_for
 from llmbench_tui.safe_text import one_line
 from llmbench_tui.schema import ModelSpec
 

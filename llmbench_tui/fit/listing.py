@@ -13,12 +13,11 @@ from pathlib import Path
 
 from ..backends.base import BackendError, ModelInfo
 from ..schema import ModelSpec
-from . import default_ctx
 from .estimate import FitEstimate, estimate
 from .machine import Machine, this_machine
 from .memory import CacheConfig
 from .shape import ShapeError
-from .sources import Sized, from_gguf, shape_for
+from .sources import Sized, default_ctx, from_gguf, shape_for
 
 SHOW_TIMEOUT_S = 10.0
 

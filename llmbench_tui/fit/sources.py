@@ -26,6 +26,7 @@ from ..schema import ModelSpec
 from .shape import ModelShape, ShapeError, from_metadata
 
 PROPS_TIMEOUT_S = 5.0
+DEFAULT_N_CTX = 4096  # what the GGUF backend and Ollama use when no context size is asked for
 _UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "KIB": 1024, "MIB": 1024**2}
 _UNITS |= {"GIB": 1024**3, "TIB": 1024**4, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
 
@@ -36,6 +37,16 @@ class Sized:
 
     shape: ModelShape
     n_ctx: int | None = None
+
+
+def default_ctx(spec: ModelSpec, sized: Sized) -> int:
+    """The context a run of ``spec`` gets when none is asked for (as each backend decides)."""
+    if sized.n_ctx:
+        return sized.n_ctx
+    trained = sized.shape.n_ctx_train
+    if spec.backend == "gguf" and trained:
+        return min(DEFAULT_N_CTX, trained)
+    return DEFAULT_N_CTX
 
 
 def gguf_path(spec: ModelSpec) -> Path:

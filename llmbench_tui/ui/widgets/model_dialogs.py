@@ -24,7 +24,7 @@ from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
 from ...backends.base import BackendError
 from ...backends.ollama_models import PullProgress, pull
-from ...fit import FitEstimate
+from ...fit.estimate import FitEstimate
 from ...fit.files import gguf_files_in
 from ...fit.listing import fit_one, machine_now
 from ...safe_text import inert, strip_controls

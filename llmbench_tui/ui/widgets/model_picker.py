@@ -20,7 +20,7 @@ from textual.widgets import Input, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from ...backends.base import ModelInfo
-from ...fit import FitEstimate
+from ...fit.estimate import FitEstimate
 from ...safe_text import inert, strip_controls
 from ..discovery import Source, human_size
 
