@@ -90,6 +90,11 @@ def test_kv_bytes_for_other_sizes_and_cache_types(
     total, cells, layers, k_mib, v_mib = llama_kv(smollm_path, n_ctx, k, v, fa)
     assert cells == model["n_ctx"]  # padded to 256 cells as llama.cpp pads it
     assert f"{model['kv_bytes'] / MIB:.2f}" == total
+    # SmolLM2: 30 layers × 3 KV heads × 64 = 5760 values per cell for K, as many for V.
+    assert layers == 30
+    per_value = {"f16": 2, "q8_0": 34 / 32, "q4_0": 18 / 32}
+    assert f"{cells * 5760 * per_value[k] / MIB:.2f}" == k_mib
+    assert f"{cells * 5760 * per_value[v] / MIB:.2f}" == v_mib
 
 
 async def test_the_run_record_holds_prediction_and_measurement(monkeypatch) -> None:

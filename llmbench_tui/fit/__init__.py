@@ -7,4 +7,3 @@ and bandwidths, ``estimate`` puts them together, ``sources`` finds the shape of 
 Engine-side code: no Textual imports. Import the submodules themselves: this package's
 ``__init__`` stays empty so the engine can import ``fit.check`` without numpy until a run ends.
 """
-
