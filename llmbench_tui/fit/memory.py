@@ -13,13 +13,14 @@ compressed K row (``kv_lora_rank + n_rot``) per layer and no V.
 
 Compute buffers — an approximation of what ggml's graph allocator reserves for one ubatch of
 ``n_ubatch`` tokens against the full cache (``llama_context::graph_reserve``). The allocator
-reuses memory between operations, so the buffer is the largest set of tensors alive at once: the
-attention scores of the widest layer (``n_head × cells × n_ubatch`` floats, twice: the scores and
-their softmax) next to the residual stream and the Q/K/V projections, or the logits of the output
-head (``n_vocab × n_ubatch`` floats) next to the last hidden state. Flash attention never
-materialises the scores. ``COMPUTE_SLACK`` covers the graph's small tensors; the constants were
-checked against llama.cpp's own ``compute buffer size`` log line on the embedded model
-(docs/fit.md).
+reuses memory between operations, so the buffer is the largest set of tensors alive at once:
+either the attention of the widest layer — its scores (``n_head × cells × n_ubatch`` floats; the
+softmax runs in place), the mask (``cells × n_ubatch`` floats), the V-cache row indices and about
+five hidden-state-sized tensors (``n_embd × n_ubatch`` floats: residual, Q, the attention
+output...) — or the output head's logits (``n_vocab × n_ubatch`` floats) with three hidden
+states, or the feed-forward activations. Flash attention never materialises the scores. Checked
+against llama.cpp's own ``compute buffer size`` on the embedded model: exact at 2048, 4096 and
+8192 cells, 1.1 % high at 512 and 1024 (docs/fit.md).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from .shape import ModelShape
 KV_PAD = 256  # llama.cpp pads the context (and the SWA cache) to a multiple of 256 cells
 DEFAULT_UBATCH = 512
 MIB = 1024 * 1024
-COMPUTE_SLACK = 1.0 * MIB
 
 # Cache types llama.cpp accepts for --cache-type-k/-v, by their command-line names.
 CACHE_TYPES = {
@@ -118,13 +118,14 @@ def compute_bytes(shape: ModelShape, n_ctx: int, cfg: CacheConfig) -> int:
     n_ub = min(cfg.n_ubatch, cells)
     n_head = max(shape.n_head) if shape.n_head else 0
     n_kv_head = max(shape.n_head_kv) if shape.n_head_kv else 0
-    stream = shape.n_embd * n_ub * 4
-    qkv = (shape.head_k * (n_head + n_kv_head) + shape.head_v * n_kv_head) * n_ub * 4
-    scores = 0 if cfg.flash_attn else 2 * n_head * cells * n_ub * 4
-    attention = 2 * stream + qkv + scores
-    ffn = 2 * stream + 3 * shape.n_ff * n_ub * 4
-    logits = stream + shape.n_vocab * n_ub * 4
-    return int(max(attention, ffn, logits) + COMPUTE_SLACK)
+    hidden = shape.n_embd * n_ub * 4
+    scores = 0 if cfg.flash_attn else n_head * cells * n_ub * 4
+    mask = cells * n_ub * 4
+    v_rows = 0 if cfg.flash_attn else n_ub * shape.head_v * n_kv_head * 8  # int64 indices
+    attention = scores + mask + v_rows + 5 * hidden
+    logits = shape.n_vocab * n_ub * 4 + 3 * hidden
+    ffn = 3 * shape.n_ff * n_ub * 4 + 2 * hidden
+    return max(attention, logits, ffn)
 
 
 def output_bytes(shape: ModelShape) -> int:
