@@ -114,7 +114,7 @@ async def test_pull_shows_progress_lists_the_model_with_its_fit_then_delete(make
             await wait_for(pilot, lambda: "tiny:1b" in listed(app))
             await wait_for(pilot, lambda: isinstance(fit_of(app, "tiny:1b"), FitEstimate))
             tiny_row = next(r for r in rows(app) if "tiny:1b" in r)
-            assert tiny_row.split()[0] in ("CPU", "GPU", "part", "no")  # the fit column
+            assert tiny_row.split()[1] in ("CPU", "GPU", "part", "no")  # the fit column
 
             # Highlight it: the line under the list explains the estimate; then delete it.
             listing = picker(app).query_one(SelectionList)

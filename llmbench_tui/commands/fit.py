@@ -20,7 +20,7 @@ from llmbench_tui.backends import BackendPool
 from llmbench_tui.backends.base import BackendError
 from llmbench_tui.commands.common import add_data_dir, fail, json_text, table
 from llmbench_tui.fit.estimate import FitEstimate, estimate
-from llmbench_tui.fit.machine import Machine, this_machine
+from llmbench_tui.fit.machine import Machine, in_process_offload, this_machine, without_gpus
 from llmbench_tui.fit.memory import CACHE_TYPES, MIB, CacheConfig
 from llmbench_tui.fit.shape import ShapeError
 from llmbench_tui.fit.sources import Sized, default_ctx, given_shape, shape_for
@@ -133,7 +133,10 @@ async def _estimates(
                     raise
                 out.append((spec.label, str(exc)))
                 continue
-            out.append(estimate(sized.shape, machine, args.ctx or default_ctx(spec, sized), cfg))
+            where = machine
+            if spec.backend == "gguf" and machine.gpus and not in_process_offload():
+                where = without_gpus(machine)  # this llama-cpp-python build runs on the CPU
+            out.append(estimate(sized.shape, where, args.ctx or default_ctx(spec, sized), cfg))
         return out
     finally:
         await pool.aclose()

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..backends.base import BackendError, ModelInfo
 from ..schema import ModelSpec
 from .estimate import FitEstimate, estimate
-from .machine import Machine, this_machine
+from .machine import Machine, in_process_offload, this_machine, without_gpus
 from .memory import CacheConfig
 from .shape import ShapeError
 from .sources import Sized, default_ctx, from_gguf, shape_for
@@ -33,6 +33,8 @@ async def fit_one(
     try:
         if spec.backend == "gguf":
             sized = Sized(await asyncio.to_thread(from_gguf, spec))
+            if machine.gpus and not await asyncio.to_thread(in_process_offload):
+                machine = without_gpus(machine)
         else:
             async with asyncio.timeout(SHOW_TIMEOUT_S):
                 sized = await shape_for(spec, backend)

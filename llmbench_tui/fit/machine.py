@@ -9,7 +9,7 @@ and the estimate is CPU only. Bandwidths: the CPU's is the figure ``llmbench cal
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psutil
@@ -62,6 +62,21 @@ class Machine:
                 for g in self.gpus
             ],
         }
+
+
+def without_gpus(machine: Machine) -> Machine:
+    """The same machine as an engine that cannot offload sees it (CPU only)."""
+    return replace(machine, gpus=[])
+
+
+def in_process_offload() -> bool:
+    """Whether the in-process engine (llama-cpp-python) was built to offload to a GPU; a build
+    without it runs every GGUF on the CPU whatever NVML sees. False when it is not installed."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return False
+    return bool(llama_cpp.llama_supports_gpu_offload())
 
 
 def this_machine(data_dir: Path | None, nvml: Nvml | None = None) -> Machine:

@@ -60,7 +60,8 @@ FLUSH_HZ = 4
 SIDE_BY_SIDE_MIN = 32  # columns each pane needs before panes go side by side instead of tabs
 IDLE_HINT = (
     "Tick models (space), then p (or alt+p) to type a prompt, F5 to run; Esc cancels.\n"
-    "Tab moves between panes.  F1 lists every key.  F2 opens the history."
+    "Tab moves between panes.  F1 lists every key.  F2 opens the history.\n"
+    "F8 pulls an Ollama model, d deletes one, f lists GGUF files with their fit."
 )
 
 
@@ -76,7 +77,7 @@ class Dashboard(Screen):
         Binding("f4,l", "load_suite", "Suite", id="load_suite"),
         Binding("f6,R", "refresh_models", "Refresh", id="refresh_models"),
         Binding("f7,z", "zoom", "Zoom", id="zoom"),
-        Binding("f8,g", "pull_model", "Pull", id="pull_model"),
+        Binding("f8,g", "pull_model", "Pull Ollama model", show=False, id="pull_model"),
         Binding("d", "delete_model", "Delete Ollama model", show=False, id="delete_model"),
         Binding("f", "gguf_files", "GGUF files", show=False, id="gguf_files"),
         Binding("slash", "focus('model-filter')", "Filter", show=False, id="filter"),

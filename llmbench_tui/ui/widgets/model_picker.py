@@ -33,11 +33,11 @@ Fit = FitEstimate | str
 def fit_cell(fit: Fit | None) -> Text:
     """The fit column: a fixed-width cell so the names after it line up."""
     if fit is None:
-        return Text("…".ljust(10), style="dim")
+        return Text("…".ljust(11), style="dim")
     if isinstance(fit, str):
-        return Text("?".ljust(10), style="dim")
+        return Text("?".ljust(11), style="dim")
     label = fit.cell()
-    return Text(label.ljust(10), style=FIT_STYLES.get(label, "cyan"))
+    return Text(label.ljust(11), style=FIT_STYLES.get(label, "cyan"))
 
 
 def fit_sentence(fit: Fit | None) -> str:
@@ -49,11 +49,12 @@ def fit_sentence(fit: Fit | None) -> str:
 
 
 def model_row(info: ModelInfo, fit: Fit | None = None) -> Text:
-    """``fit  name  size  params  quant  family  backend@host  ● loaded`` as inert text."""
+    """``name  fit  size  params  quant  family  backend@host  ● loaded`` as inert text."""
     spec = info.spec
     row = Text(no_wrap=True, overflow="ellipsis")
-    row.append_text(fit_cell(fit))
     row.append(strip_controls("embedded" if spec.embedded else info.name), style="bold")
+    row.append("  ")
+    row.append_text(fit_cell(fit))
     where = spec.backend
     if spec.host:
         where += "@" + spec.host.removeprefix("http://").removeprefix("https://")
@@ -64,7 +65,7 @@ def model_row(info: ModelInfo, fit: Fit | None = None) -> Text:
         info.family or "-",
         where,
     ]
-    row.append("  " + "  ".join(strip_controls(d) for d in details), style="dim")
+    row.append("  ".join(strip_controls(d) for d in details), style="dim")
     if info.loaded:
         row.append("  ● loaded", style="green")
     return row
