@@ -49,6 +49,10 @@ class _BoundedReader(GGUFReader):
     header field, tensor info and tensor data view goes through it.
     """
 
+    def __init__(self, path: Path) -> None:
+        self.skipped_lengths: dict[str, int] = {}  # skipped arrays: key -> element count
+        super().__init__(path)
+
     def _get(
         self,
         offset: int,
@@ -72,6 +76,8 @@ class _BoundedReader(GGUFReader):
             offs += int(raw_type.nbytes)
             key = str(bytes(key_data), encoding="utf-8")
             if key.startswith(_SKIPPED_PREFIXES):
+                if int(raw_type[0]) == GGUFValueType.ARRAY:
+                    self.skipped_lengths[key] = self._u64(offs + 4)
                 offs += self._skip(offs, int(raw_type[0]))
                 continue
             size, parts, idxs, types = self._get_field_parts(offs, raw_type[0])
@@ -133,6 +139,8 @@ class GGUFHeader:
     metadata: dict[str, Any] = field(default_factory=dict)
     parameter_count: int = 0
     tensors: list[TensorInfo] = field(default_factory=list)
+    # Element counts of the arrays not decoded (``tokenizer.ggml.tokens``, ``...merges``).
+    array_lengths: dict[str, int] = field(default_factory=dict)
 
     @property
     def architecture(self) -> str | None:
@@ -199,10 +207,10 @@ def read_header(path: Path) -> GGUFHeader:
         ) from exc
 
 
-def _header(path: Path, reader: GGUFReader) -> GGUFHeader:
+def _header(path: Path, reader: _BoundedReader) -> GGUFHeader:
     version_field = reader.get_field("GGUF.version")
     version = int(version_field.contents()) if version_field is not None else 0
-    header = GGUFHeader(path=path, version=version)
+    header = GGUFHeader(path=path, version=version, array_lengths=dict(reader.skipped_lengths))
     for key, fld in reader.fields.items():
         if key.startswith("GGUF.") or key.startswith(_SKIPPED_PREFIXES):
             continue

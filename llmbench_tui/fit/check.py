@@ -6,7 +6,9 @@ what it measured, so the history shows how good the predictions are:
 - KV-cache bytes: llama.cpp's own report of the buffer it allocated (in-process GGUF runs, read
   from its log when the model was loaded: ``backends.llama_log``);
 - process memory: the process's resident memory at its peak during the run (telemetry), against
-  the prediction added to what the process held before the model was loaded (in-process), or
+  what the process held before the model was loaded plus the predicted resident memory for the
+  context this run used (``FitEstimate.resident_bytes``: the compute buffer is reserved whole but
+  only the pages a run writes are resident) — in-process; for Ollama, the prediction against
   Ollama's own account of the loaded model (``/api/ps`` ``size``);
 - decode rate: the measured rate against the ceiling (a ceiling below the measurement is wrong).
 
@@ -72,13 +74,14 @@ def compare(fit: FitEstimate, rec: RunRecord, llama: dict[str, Any]) -> dict[str
     """Predicted and measured figures side by side (module docstring)."""
     model_bytes = fit.total_bytes
     baseline = llama.get("rss_before_load_bytes")
+    used = (rec.tokens.prompt or 0) + (rec.tokens.output or 0)
     predicted = {
         "n_ctx": fit.n_ctx,
         "verdict": fit.verdict,
         "gpu_layers": fit.gpu_layers,
         "kv_bytes": fit.kv_bytes,
         "model_bytes": model_bytes,
-        "process_bytes": baseline + model_bytes if baseline is not None else None,
+        "process_bytes": baseline + fit.resident_bytes(used) if baseline is not None else None,
         "decode_ceiling_tok_s": fit.decode_ceiling_tok_s,
     }
     tele = rec.telemetry or {}

@@ -35,6 +35,8 @@ from .memory import (
     kv_layer_bytes,
     output_bytes,
     pad,
+    resident_compute_bytes,
+    runtime_bytes,
 )
 from .shape import ModelShape
 
@@ -74,13 +76,26 @@ class FitEstimate:
     bandwidth_gb_s: float | None
     bandwidth_source: str | None
     source: str
+    runtime_bytes: int = 0
     cache: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    shape: ModelShape | None = field(default=None, repr=False)  # not in the JSON
+    config: CacheConfig = field(default_factory=CacheConfig, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["shape"], out["config"]
         out["estimate"] = True  # every figure here is a prediction, not a measurement
         return out
+
+    def resident_bytes(self, used_tokens: int) -> int:
+        """What a process running this model holds in memory (RSS) once ``used_tokens`` of
+        context were evaluated: weights, KV cache, llama.cpp's tables and the compute pages
+        touched (``memory.resident_compute_bytes``), not the whole reservation."""
+        if self.shape is None:
+            return self.total_bytes
+        touched = resident_compute_bytes(self.shape, used_tokens, self.config)
+        return self.total_bytes - self.compute_bytes + min(touched, self.compute_bytes)
 
     def sentence(self) -> str:
         """The one-line explanation the model picker and ``llmbench fit`` show."""
@@ -102,7 +117,8 @@ class FitEstimate:
         return (
             f"{where} at {self.n_ctx:,} tokens ({mib:,.0f} MiB: weights "
             f"{self.weights_bytes / MIB:,.0f}, KV {kv:,.1f}, compute "
-            f"{self.compute_bytes / MIB:,.0f}){reach}{speed}"
+            f"{self.compute_bytes / MIB:,.0f}, runtime {self.runtime_bytes / MIB:,.0f})"
+            f"{reach}{speed}"
         )
 
     def cell(self) -> str:
@@ -125,7 +141,7 @@ def _need(shape: ModelShape, n_ctx: int, gpu_layers: int, cfg: CacheConfig) -> N
     if gpu_layers > 0:
         gpu += compute
     on_cpu = range(0, n - len(on_gpu))
-    ram = shape.embd_bytes + output_bytes(shape)
+    ram = shape.embd_bytes + output_bytes(shape) + runtime_bytes(shape)
     ram += sum(shape.layer_bytes[il] + layer_kv[il] for il in on_cpu)
     if not head_on_gpu:
         ram += shape.output_bytes
@@ -223,7 +239,7 @@ def estimate(
         kv_bytes=kv,
         kv_bytes_per_token=kv_bytes_per_token(shape, cfg),
         compute_bytes=compute,
-        total_bytes=shape.weight_bytes + kv + compute + output_bytes(shape),
+        total_bytes=shape.weight_bytes + kv + compute + output_bytes(shape) + runtime_bytes(shape),
         gpu_bytes=need.gpu,
         ram_bytes=need.ram,
         max_ctx=max_ctx,
@@ -232,6 +248,9 @@ def estimate(
         bandwidth_gb_s=bandwidth,
         bandwidth_source=bw_source,
         source=shape.source,
+        runtime_bytes=runtime_bytes(shape),
+        shape=shape,
+        config=cfg,
         cache={
             "type_k": cfg.type_k,
             "type_v": cfg.type_v,

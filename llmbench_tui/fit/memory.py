@@ -128,6 +128,39 @@ def compute_bytes(shape: ModelShape, n_ctx: int, cfg: CacheConfig) -> int:
     return max(attention, logits, ffn)
 
 
+# llama.cpp's own tables beside the buffers, measured by loading vocabularies alone
+# (``vocab_only``: 18.4 MiB for SmolLM2's 49,152 tokens + 48,900 merges, 54.2 MiB for Llama 3's
+# 128,256 + 280,147): about 121 bytes per vocabulary entry, plus a fixed part (code pages, graph
+# metadata, 7 MiB for the vocabulary's and 4 MiB for the context's).
+VOCAB_ENTRY_BYTES = 121
+RUNTIME_FIXED = 11 * MIB
+
+
+def runtime_bytes(shape: ModelShape) -> int:
+    """Memory llama.cpp holds besides its buffers: vocabulary tables and fixed overhead."""
+    return RUNTIME_FIXED + VOCAB_ENTRY_BYTES * shape.vocab_entries
+
+
+def resident_compute_bytes(shape: ModelShape, used: int, cfg: CacheConfig) -> int:
+    """The part of the compute buffer a run of ``used`` context tokens actually touches.
+
+    The buffer is reserved for the worst case (a full ubatch against the full cache, with logits
+    for every token) but the operating system only backs the pages written: a prompt of ``used``
+    tokens is evaluated in ubatches against at most ``pad256(used)`` cells, and only the last
+    token's logits are computed. Resident memory (RSS) counts these pages, not the reservation.
+    """
+    cells = pad(max(used, 1))
+    n_ub = min(cfg.n_ubatch, used or 1)
+    n_head = max(shape.n_head) if shape.n_head else 0
+    n_kv_head = max(shape.n_head_kv) if shape.n_head_kv else 0
+    hidden = shape.n_embd * n_ub * 4
+    scores = 0 if cfg.flash_attn else n_head * cells * n_ub * 4
+    v_rows = 0 if cfg.flash_attn else n_ub * shape.head_v * n_kv_head * 8
+    attention = scores + cells * n_ub * 4 + v_rows + 5 * hidden
+    ffn = 3 * shape.n_ff * n_ub * 4 + 2 * hidden
+    return max(attention, ffn, shape.n_vocab * 4 + 3 * hidden)
+
+
 def output_bytes(shape: ModelShape) -> int:
     """llama.cpp's output buffer: the logits of one token, as reserved at context creation."""
     return shape.n_vocab * 4 + shape.n_embd * 4

@@ -68,6 +68,7 @@ class ModelShape:
     expert_count: int = 0
     expert_used: int = 0
     expert_bytes: int = 0  # bytes of the routed-expert tensors (MoE), read only in part
+    vocab_entries: int = 0  # tokens + BPE merges: llama.cpp's vocabulary tables grow with them
     source: str = ""  # where the shape came from: "gguf", "ollama", "given"
     notes: list[str] = field(default_factory=list)
 
@@ -113,6 +114,7 @@ def from_metadata(
     weight_bytes: int,
     tensors: Sequence[tuple[str, tuple[int, ...], int]] = (),
     source: str,
+    vocab_entries: int = 0,
 ) -> ModelShape:
     """The shape from GGUF-style key/values and, when known, the tensor table
     (``(name, shape, bytes)``); without tensors the weights are spread evenly over the layers."""
@@ -150,6 +152,7 @@ def from_metadata(
         n_ff=_first_int(key("feed_forward_length", 0)),
         expert_count=int(key("expert_count", 0) or 0),
         expert_used=int(key("expert_used_count", 0) or 0),
+        vocab_entries=vocab_entries,
         source=source,
     )
     if shape.n_swa:
@@ -157,6 +160,8 @@ def from_metadata(
     if shape.recurrent:
         shape.notes.append("recurrent model: its fixed-size state is not counted as KV cache")
     _split_weights(shape, tensors)
+    if not shape.vocab_entries:  # not said (Ollama): about as many merges as tokens
+        shape.vocab_entries = 2 * shape.n_vocab
     return shape
 
 

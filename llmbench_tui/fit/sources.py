@@ -55,8 +55,15 @@ def gguf_path(spec: ModelSpec) -> Path:
 
 def from_header(header: GGUFHeader, name: str) -> ModelShape:
     tensors = [(t.name, t.shape, t.n_bytes) for t in header.tensors]
+    lengths = header.array_lengths
+    entries = lengths.get("tokenizer.ggml.tokens", 0) + lengths.get("tokenizer.ggml.merges", 0)
     return from_metadata(
-        header.metadata, name=name, weight_bytes=header.weight_bytes, tensors=tensors, source="gguf"
+        header.metadata,
+        name=name,
+        weight_bytes=header.weight_bytes,
+        tensors=tensors,
+        source="gguf",
+        vocab_entries=entries,
     )
 
 
