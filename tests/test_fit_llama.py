@@ -124,3 +124,39 @@ async def test_the_run_record_holds_prediction_and_measurement(monkeypatch) -> N
     assert fit["decode_within_ceiling"] is True
     stored = rec.to_json()
     assert stored["fit"]["predicted"]["kv_bytes"] == predicted["kv_bytes"]
+
+
+def test_a_llama_server_says_its_model_through_props(capsys, smollm_path: Path) -> None:
+    """llama-server's ``GET /props`` names its model file and context; a server without it
+    (llama-cpp-python's own) is said to be silent."""
+    import http.server
+    import threading
+
+    props = {"model_path": str(smollm_path), "default_generation_settings": {"n_ctx": 2048}}
+
+    class Props(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path == "/props"
+            body = json.dumps(props if found else {"error": "not found"}).encode()
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Props)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        model = fit_json(capsys, f"openai:smollm@{url}/v1")
+        assert model["n_ctx"] == 2048 and model["kv_bytes"] == 45 * MIB
+        assert model["source"] == "llama-server /props"
+        props.clear()
+        args = fit_command.build_parser().parse_args([f"openai:smollm@{url}/v1"])
+        assert fit_command.main(args) == 1
+        assert "is not a file on this machine" in capsys.readouterr().err
+    finally:
+        server.shutdown()
