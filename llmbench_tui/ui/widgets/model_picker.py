@@ -78,7 +78,7 @@ class ModelPicker(Vertical):
     ModelPicker { height: auto; }
     ModelPicker > Input { margin: 0; }
     ModelPicker > SelectionList { height: auto; max-height: 8; min-height: 3; }
-    ModelPicker > #fit-detail { height: auto; max-height: 3; color: $text-muted; }
+    ModelPicker > #fit-detail { height: auto; max-height: 4; color: $text-muted; }
     """
 
     def __init__(self, preselected: list[str] | None = None, *, id: str | None = None) -> None:
