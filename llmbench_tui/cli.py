@@ -28,6 +28,8 @@ SUBCOMMANDS = {
     "score": "score",
     "judge": "judge",
     "report": "report",
+    "fit": "fit",
+    "pull": "pull",
 }
 
 
@@ -125,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .commands.batch import add_condition_flags
 
     add_condition_flags(p)  # --wait-idle, --telemetry-url
+    p.add_argument("--models-dir", action="append", default=[], metavar="DIR",
+                   help="a folder of .gguf files for the dashboard's file picker (f; repeatable)")
     p.add_argument("--theme", help="dashboard theme")
     mouse = p.add_mutually_exclusive_group()
     mouse.add_argument("--no-mouse", dest="no_mouse", action="store_const", const=True,

@@ -282,6 +282,7 @@ class RunRecord(BaseModel):
     efficiency: Efficiency | None = None
     quality: Quality | None = None
     environment: dict[str, Any] | None = None
+    fit: dict[str, Any] | None = None  # predicted vs measured memory and decode (fit/check.py)
     warnings: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
 

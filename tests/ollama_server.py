@@ -25,6 +25,16 @@ to ``num_ctx``. Calibration tests rely on this rule holding exactly.
 Every request is recorded in ``server.requests`` (``Recorded``) so tests can assert on what the
 client sent (``think`` present or not, options) and on what happened (``outcome``, tokens sent).
 
+Pulling and deleting (``/api/pull``, ``/api/delete``) follow Ollama's documentation: a pull streams
+``{"status": "pulling manifest"}``, then per layer ``{"status": "pulling <digest12>", "digest",
+"total", "completed"}`` lines, then ``verifying sha256 digest``, ``writing manifest`` and
+``success``; only then does the model appear in ``/api/tags``. A name the registry does not have
+gets ``{"error": "pull model manifest: file does not exist"}`` inside the 200 stream, as Ollama
+sends it. ``Pullable.cut_after`` drops the connection after that many progress lines (a network
+failure mid-pull); ``Pullable.hold`` keeps the pull waiting before its first layer until the
+event is set, so a test can look at the half-done state. ``/api/delete`` answers 200 with an
+empty body, or 404 with ``{"error": "model 'NAME' not found"}``.
+
 Use from tests::
 
     with OllamaTestServer([FakeModel("m:1b", tokens=["a", "b"])]) as server:
@@ -120,6 +130,13 @@ class FakeModel:
     parameter_count: int = 134_515_008
     quantization_level: str = "Q4_1"
     context_length: int = 8192
+    # The attention layout /api/show's model_info gives (GGUF keys; SmolLM2-135M's by default).
+    block_count: int = 30
+    embedding_length: int = 576
+    head_count: int = 9
+    head_count_kv: int = 3
+    feed_forward_length: int = 1536
+    vocab_size: int = 49152
     size: int = 100_000_000
     size_vram: int | None = None  # what /api/ps reports; None = all of it on the GPU
     fault: Fault | None = None
@@ -153,6 +170,18 @@ class FakeModel:
             "parameter_size": self.parameter_size,
             "quantization_level": self.quantization_level,
         }
+
+
+@dataclass
+class Pullable:
+    """A model the (pretend) registry offers to ``/api/pull``, and how the download behaves."""
+
+    model: FakeModel
+    layers: list[int] = field(default_factory=lambda: [4_000_000, 1_200, 420])  # blob bytes
+    steps: int = 4  # progress lines per layer
+    step_delay_s: float = 0.01
+    cut_after: int | None = None  # drop the connection after this many progress lines
+    hold: threading.Event | None = None  # wait for this before the first layer
 
 
 @dataclass
@@ -325,6 +354,7 @@ class OllamaTestServer:
         self.models: dict[str, FakeModel] = {}
         for model in default_models() if models is None else models:
             self.add_model(model)
+        self.registry: dict[str, Pullable] = {}  # what /api/pull can fetch (``offer``)
         self.version = version
         self.requests: list[Recorded] = []
         self.loaded: dict[str, tuple[float, int]] = {}  # name -> (expires_at epoch, num_ctx)
@@ -346,6 +376,11 @@ class OllamaTestServer:
     def add_model(self, model: FakeModel) -> FakeModel:
         self.models[model.name] = model
         return model
+
+    def offer(self, pullable: Pullable) -> Pullable:
+        """Make a model pullable (it is not listed until a pull completes)."""
+        self.registry[pullable.model.name] = pullable
+        return pullable
 
     def start(self) -> OllamaTestServer:
         ready = threading.Event()
@@ -489,6 +524,10 @@ class OllamaTestServer:
             await conn.send_json(200, handler(body))
         elif method == "POST" and path in ("/api/chat", "/api/generate"):
             await self._generate(conn, rec, path == "/api/chat", body)
+        elif method == "POST" and path == "/api/pull":
+            await self._pull(conn, rec, body)
+        elif method == "DELETE" and path == "/api/delete":
+            await self._delete(conn, rec, body)
         else:
             rec.status, rec.outcome = 404, "error"
             await conn.send(404, b"404 page not found", "text/plain")
@@ -558,11 +597,90 @@ class OllamaTestServer:
                 "general.architecture": arch,
                 "general.parameter_count": m.parameter_count,
                 f"{arch}.context_length": m.context_length,
-                f"{arch}.embedding_length": 576,
+                f"{arch}.embedding_length": m.embedding_length,
+                f"{arch}.block_count": m.block_count,
+                f"{arch}.attention.head_count": m.head_count,
+                f"{arch}.attention.head_count_kv": m.head_count_kv,
+                f"{arch}.feed_forward_length": m.feed_forward_length,
+                f"{arch}.vocab_size": m.vocab_size,
             },
             "capabilities": list(m.capabilities),
             "modified_at": _iso(time.time() - 86400),
         }
+
+    # -- pull and delete --------------------------------------------------------------------
+
+    async def _pull(self, conn: _Conn, rec: Recorded, body: Any) -> None:
+        if not isinstance(body, dict) or not (body.get("model") or body.get("name")):
+            raise _Request(400, "model is required")
+        name = canonical(str(body.get("model") or body.get("name")))
+        rec.status = 200
+        stream = body.get("stream", True) is not False
+        pullable = self.registry.get(name)
+        lines: list[dict[str, Any]] = [{"status": "pulling manifest"}]
+        if pullable is None:
+            error = {"error": "pull model manifest: file does not exist"}
+            rec.outcome = "error"
+            if stream:
+                await conn.send_line(lines[0])
+                await conn.send_line(error)
+                await conn.end_chunks()
+            else:
+                rec.status = 500
+                await conn.send_json(500, error)
+            return
+        sent = 0
+
+        async def send(line: dict[str, Any]) -> bool:
+            """Send one progress line; False when the connection was dropped (cut_after)."""
+            nonlocal sent
+            if pullable.cut_after is not None and sent >= pullable.cut_after:
+                rec.outcome = "cut"
+                conn.abort()
+                return False
+            if stream:
+                await conn.send_line(line)
+            sent += 1
+            return True
+
+        if not await send(lines[0]):
+            return
+        if pullable.hold is not None:
+            while not pullable.hold.is_set():
+                if await conn.wait(0.01):
+                    rec.outcome = "disconnected"
+                    return
+        for i, total in enumerate(pullable.layers):
+            digest = "sha256:" + hashlib.sha256(f"{name}/{i}".encode()).hexdigest()
+            status = f"pulling {digest[7:19]}"
+            for step in range(1, pullable.steps + 1):
+                if await conn.wait(pullable.step_delay_s):
+                    rec.outcome = "disconnected"
+                    return
+                line = {"status": status, "digest": digest, "total": total}
+                line["completed"] = total * step // pullable.steps
+                if not await send(line):
+                    return
+        for status in ("verifying sha256 digest", "writing manifest"):
+            if not await send({"status": status}):
+                return
+        self.add_model(pullable.model)
+        rec.outcome = "ok"
+        if stream:
+            await conn.send_line({"status": "success"})
+            await conn.end_chunks()
+        else:
+            await conn.send_json(200, {"status": "success"})
+
+    async def _delete(self, conn: _Conn, rec: Recorded, body: Any) -> None:
+        if not isinstance(body, dict) or not (body.get("model") or body.get("name")):
+            raise _Request(400, "model is required")
+        raw = str(body.get("model") or body.get("name"))
+        if self.models.pop(canonical(raw), None) is None:
+            raise _Request(404, f"model '{raw}' not found")
+        self.loaded.pop(canonical(raw), None)
+        rec.status, rec.outcome = 200, "ok"
+        await conn.send(200, b"", "text/plain; charset=utf-8")
 
     # -- generation -------------------------------------------------------------------------
 

@@ -90,13 +90,20 @@ def s(text: str) -> bytes:
 
 
 def _write_gguf(path: Path, kvs: list[tuple[str, int, bytes]], tensors: list[list[int]]) -> None:
-    """A header-only GGUF v3 file (no tensor data: the reader never looks at it)."""
+    """A GGUF v3 file with F32 tensors of zeros (the data must be there: a file whose tensor
+    data is cut short is refused as truncated)."""
     out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs))
     for key, vtype, payload in kvs:
         out += s(key) + struct.pack("<I", vtype) + payload
+    offset = 0
     for i, dims in enumerate(tensors):
         out += s(f"t{i}") + struct.pack(f"<I{len(dims)}Q", len(dims), *dims)
-        out += struct.pack("<IQ", 0, 0)
+        out += struct.pack("<IQ", 0, offset)
+        count = 1
+        for dim in dims:
+            count *= dim
+        offset += -(-count * 4 // 32) * 32
+    out += b"\0" * (-len(out) % 32) + b"\0" * offset
     path.write_bytes(out)
 
 

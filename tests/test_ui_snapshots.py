@@ -47,7 +47,7 @@ def app(tmp_path, monkeypatch):
 
 async def _discovered(pilot) -> None:
     picker = pilot.app.screen.query_one(ModelPicker)
-    while not picker.sources:
+    while not picker.sources or not picker.fits:  # the fit column comes after the listing
         await asyncio.sleep(0.05)
     await pilot.pause()
 

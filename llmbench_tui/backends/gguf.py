@@ -48,6 +48,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from .. import config
 from ..schema import ModelSpec, Options, ServerStats
+from . import llama_log
 from .base import (
     BackendError,
     ContextReady,
@@ -103,6 +104,8 @@ class _Loaded:
     load_s: float
     formatter: Jinja2ChatFormatter | None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # llama.cpp's logged buffer sizes and this process's memory before the load (llama_report).
+    report: dict[str, Any] = field(default_factory=dict)
 
 
 class GGUFBackend:
@@ -216,21 +219,32 @@ class GGUFBackend:
             loaded = self._models.get(key)
             if loaded is not None:
                 return loaded, None
+            rss_before = psutil.Process().memory_info().rss
             t0 = time.perf_counter()
             try:
-                llm = llama_cpp.Llama(
-                    model_path=str(path),
-                    n_ctx=n_ctx,
-                    n_threads=self.n_threads,
-                    n_threads_batch=self.n_threads,  # prompt evaluation: same budget
-                    n_gpu_layers=-1,  # everything on the GPU when llama.cpp was built for one
-                    verbose=False,
-                )
+                with llama_log.capture() as log_lines:
+                    llm = llama_cpp.Llama(
+                        model_path=str(path),
+                        n_ctx=n_ctx,
+                        n_threads=self.n_threads,
+                        n_threads_batch=self.n_threads,  # prompt evaluation: same budget
+                        n_gpu_layers=-1,  # everything on the GPU when llama.cpp was built for one
+                        verbose=False,
+                    )
             except (ValueError, RuntimeError, OSError) as exc:
                 raise BackendError(f"llama.cpp could not load {path}: {exc}") from exc
             loaded = _Loaded(llm, time.perf_counter() - t0, _formatter(llm))
+            loaded.report = llama_log.buffers("".join(log_lines))
+            loaded.report["rss_before_load_bytes"] = rss_before
             self._models[key] = loaded
             return loaded, loaded.load_s
+
+    def llama_report(self, spec: ModelSpec, n_ctx: int) -> dict[str, Any] | None:
+        """What llama.cpp reported allocating when it loaded ``spec`` at ``n_ctx`` (KV cache,
+        compute and model buffers) and the process's memory before that load; ``None`` when
+        that model is not loaded (``fit.check`` sets it next to the prediction)."""
+        loaded = self._models.get((self.model_path(spec), n_ctx))
+        return dict(loaded.report) if loaded is not None else None
 
     async def unload(self, spec: ModelSpec) -> None:
         """Free every loaded instance of the file (waiting for a running generation to stop)."""

@@ -242,7 +242,8 @@ class OllamaBackend:
             if loaded is None
             else next((loaded[n] for n in _names(spec.name) if n in loaded), None)
         )
-        extra: dict[str, Any] = {"architecture": arch}
+        # model_info: the GGUF key/values the fit estimate sizes the model from (llmbench fit).
+        extra: dict[str, Any] = {"architecture": arch, "model_info": dict(info)}
         if running is not None:
             extra["size_vram"] = int(running.size_vram) if running.size_vram is not None else None
             # The loaded size (weights + KV cache): the VRAM share is size_vram / ps_size, not

@@ -47,6 +47,7 @@ from ..backends.base import (
     Unreachable,
     now_ns,
 )
+from ..fit.check import FitCheck
 from ..quality import score_answer
 from ..schema import ModelSpec, Options, PromptSpec, RunRecord, Suite, Tokens
 from .conversation import conversation_runs, run_conversations, warm_up
@@ -185,6 +186,7 @@ class Engine:
         self._stored = True
         self._env: dict[str, Any] = {}
         self._prompts = PromptBuilder()
+        self._fit_check = FitCheck(getattr(telemetry, "data_dir", None))
 
     # ----------------------------------------------------------------- control
 
@@ -524,6 +526,8 @@ class Engine:
         series: dict[str, Any] = {"arrivals_s": arrivals.offsets_s()}
         if self.telemetry is not None:
             await self._add_telemetry(rec, series, spec, t_send, t_last)
+        if status == "ok":
+            rec.fit = await self._fit_check.check(rec, spec, backend)
         return _Outcome(rec, series, t_send, t_last, model_failed)
 
     async def _add_telemetry(

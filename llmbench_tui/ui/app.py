@@ -45,8 +45,12 @@ class LLMBenchApp(App):
         ollama_host: str | None = None,
         sample_interval: float = 0.5,
         start: str = "dashboard",
+        models_dirs: list[str] | None = None,
+        data_dir: Any = None,
     ) -> None:
         super().__init__()
+        self.models_dirs = list(models_dirs or [])  # the GGUF file dialog's folders (f)
+        self.data_dir = data_dir  # calibration.json: the fit column's decode ceiling
         self.store = store
         self.pool = pool
         self.hub = hub
@@ -150,6 +154,8 @@ def build_app(args: Any) -> LLMBenchApp:
         ollama_host=getattr(args, "ollama_host", None),
         sample_interval=interval,
         start=getattr(args, "start", None) or "dashboard",
+        models_dirs=list(getattr(args, "models_dir", None) or []),
+        data_dir=data_dir(getattr(args, "data_dir", None)),
     )
 
 

@@ -15,6 +15,7 @@ environment records it, exactly as ``--batch`` does with its own measurement.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -27,6 +28,8 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Static, TabbedContent, TabPane
 
+from ..backends.base import BackendError
+from ..backends.ollama_models import delete as delete_model
 from ..engine.events import (
     ChunkReceived,
     Event,
@@ -37,12 +40,15 @@ from ..engine.events import (
     SessionStarted,
 )
 from ..engine.runner import Engine, Plan
+from ..fit.files import usual_dirs
+from ..fit.listing import fits_for, machine_now
 from ..safe_text import notify_inert, strip_controls
 from ..schema import ModelSpec, PromptSpec
 from .discovery import discover
 from .turns import conversation_totals, judge_figure
 from .widgets.dialogs import KeyHelp, RecentPrompts, SuitePath
 from .widgets.meters import MeterBar
+from .widgets.model_dialogs import ConfirmDelete, GGUFFiles, PullDialog
 from .widgets.model_picker import ModelPicker
 from .widgets.options_form import OptionsError, OptionsForm
 from .widgets.prompt_pane import PromptPane
@@ -54,7 +60,8 @@ FLUSH_HZ = 4
 SIDE_BY_SIDE_MIN = 32  # columns each pane needs before panes go side by side instead of tabs
 IDLE_HINT = (
     "Tick models (space), then p (or alt+p) to type a prompt, F5 to run; Esc cancels.\n"
-    "Tab moves between panes.  F1 lists every key.  F2 opens the history."
+    "Tab moves between panes.  F1 lists every key.  F2 opens the history.\n"
+    "F8 pulls an Ollama model, d deletes one, f lists GGUF files with their fit."
 )
 
 
@@ -70,6 +77,9 @@ class Dashboard(Screen):
         Binding("f4,l", "load_suite", "Suite", id="load_suite"),
         Binding("f6,R", "refresh_models", "Refresh", id="refresh_models"),
         Binding("f7,z", "zoom", "Zoom", id="zoom"),
+        Binding("f8,g", "pull_model", "Pull Ollama model", show=False, id="pull_model"),
+        Binding("d", "delete_model", "Delete Ollama model", show=False, id="delete_model"),
+        Binding("f", "gguf_files", "GGUF files", show=False, id="gguf_files"),
         Binding("slash", "focus('model-filter')", "Filter", show=False, id="filter"),
         Binding("p,alt+p", "focus('prompt')", "Prompt", show=False, id="focus_prompt"),
         Binding("m,alt+m", "focus('model-list')", "Models", show=False, id="focus_models"),
@@ -145,8 +155,65 @@ class Dashboard(Screen):
 
     @work(exclusive=True, group="discovery")
     async def _discover(self) -> None:
+        picker = self.query_one(ModelPicker)
         sources = await discover(self.app.pool, self.app.ollama_host)
-        self.query_one(ModelPicker).set_sources(sources)
+        picker.set_sources(sources)
+        machine = await machine_now(getattr(self.app, "data_dir", None))
+        picker.set_fits(await fits_for(picker.infos(), self.app.pool, machine))
+
+    # ------------------------------------------------------------------ getting models
+
+    def _ollama_where(self) -> str:
+        from ..backends.ollama import resolve_host
+
+        return resolve_host(self.app.ollama_host)
+
+    def action_pull_model(self) -> None:
+        self.app.push_screen(PullDialog(self.app.ollama_host, self._ollama_where()), self._pulled)
+
+    def _pulled(self, name: str | None) -> None:
+        if name:
+            notify_inert(self, f"pulled {name}")
+            self.action_refresh_models()
+
+    def action_delete_model(self) -> None:
+        label = self.query_one(ModelPicker).highlighted_label()
+        spec = ModelSpec.parse(label) if label else None
+        if spec is None or spec.backend != "ollama":
+            self.notify("Highlight an Ollama model to delete it.", severity="warning")
+            return
+        where = spec.host or self._ollama_where()
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._delete(spec, label)
+
+        self.app.push_screen(ConfirmDelete(spec.name, where), confirmed)
+
+    @work(group="delete-model")
+    async def _delete(self, spec: ModelSpec, label: str) -> None:
+        try:
+            await delete_model(spec.name, spec.host or self.app.ollama_host)
+        except BackendError as exc:
+            notify_inert(self, str(exc), severity="error")
+            return
+        picker = self.query_one(ModelPicker)
+        if label in picker.chosen:
+            picker.chosen.remove(label)
+        notify_inert(self, f"deleted {spec.name}")
+        self.action_refresh_models()
+
+    def action_gguf_files(self) -> None:
+        folders = [Path(d).expanduser() for d in getattr(self.app, "models_dirs", [])]
+        folders += [d for d in usual_dirs() if d not in folders]
+        dialog = GGUFFiles(folders, getattr(self.app, "data_dir", None))
+        self.app.push_screen(dialog, self._gguf_picked)
+
+    def _gguf_picked(self, path: str | None) -> None:
+        if path:
+            picker = self.query_one(ModelPicker)
+            label = ModelSpec(backend="gguf", name=path).label
+            picker.choose([*[c for c in picker.chosen if c != label], label])
 
     def action_focus(self, widget_id: str) -> None:
         self.query_one(f"#{widget_id}").focus()

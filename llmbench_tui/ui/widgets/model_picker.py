@@ -4,6 +4,10 @@ The chosen set is kept here (``chosen``, spec labels), not only in the list, bec
 rebuilds the list's rows and must not forget what was ticked. Sources that could not be asked
 appear as disabled rows carrying the backend's sentence, so an empty list always says why.
 Names come from servers and files: rows are built from ``Text`` objects, never markup.
+
+The fit column (``llmbench_tui.fit``) arrives after the listing, once each model's shape has been
+read: GPU / part N/M (layers on the GPU) / CPU / no, or ``?`` when the source does not say enough.
+The line under the list explains the highlighted model's estimate in one sentence.
 """
 
 from __future__ import annotations
@@ -12,19 +16,45 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Input, SelectionList
+from textual.widgets import Input, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from ...backends.base import ModelInfo
+from ...fit.estimate import FitEstimate
 from ...safe_text import inert, strip_controls
 from ..discovery import Source, human_size
 
+FIT_STYLES = {"GPU": "bold green", "CPU": "yellow", "no": "bold red"}
 
-def model_row(info: ModelInfo) -> Text:
-    """``name  backend@host  size  params  quant  family  ● loaded`` as inert text."""
+# What the picker knows of a model's fit: the estimate, or the sentence saying why there is none.
+Fit = FitEstimate | str
+
+
+def fit_cell(fit: Fit | None) -> Text:
+    """The fit column: a fixed-width cell so the names after it line up."""
+    if fit is None:
+        return Text("…".ljust(11), style="dim")
+    if isinstance(fit, str):
+        return Text("?".ljust(11), style="dim")
+    label = fit.cell()
+    return Text(label.ljust(11), style=FIT_STYLES.get(label, "cyan"))
+
+
+def fit_sentence(fit: Fit | None) -> str:
+    if fit is None:
+        return "fit: estimating…"
+    if isinstance(fit, str):
+        return f"fit: unknown — {fit}"
+    return f"fit (estimate): {fit.sentence()}"
+
+
+def model_row(info: ModelInfo, fit: Fit | None = None) -> Text:
+    """``name  fit  size  params  quant  family  backend@host  ● loaded`` as inert text."""
     spec = info.spec
     row = Text(no_wrap=True, overflow="ellipsis")
     row.append(strip_controls("embedded" if spec.embedded else info.name), style="bold")
+    row.append("  ")
+    row.append_text(fit_cell(fit))
     where = spec.backend
     if spec.host:
         where += "@" + spec.host.removeprefix("http://").removeprefix("https://")
@@ -35,7 +65,7 @@ def model_row(info: ModelInfo) -> Text:
         info.family or "-",
         where,
     ]
-    row.append("  " + "  ".join(strip_controls(d) for d in details), style="dim")
+    row.append("  ".join(strip_controls(d) for d in details), style="dim")
     if info.loaded:
         row.append("  ● loaded", style="green")
     return row
@@ -48,6 +78,7 @@ class ModelPicker(Vertical):
     ModelPicker { height: auto; }
     ModelPicker > Input { margin: 0; }
     ModelPicker > SelectionList { height: auto; max-height: 8; min-height: 3; }
+    ModelPicker > #fit-detail { height: auto; max-height: 4; color: $text-muted; }
     """
 
     def __init__(self, preselected: list[str] | None = None, *, id: str | None = None) -> None:
@@ -55,10 +86,12 @@ class ModelPicker(Vertical):
         self.sources: list[Source] = []
         self.chosen: list[str] = list(preselected or [])
         self._rows: list[tuple[str, Text, bool]] = []  # (value, prompt, enabled)
+        self.fits: dict[str, Fit] = {}  # spec label -> estimate (or why there is none)
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter models (/)", compact=True, id="model-filter")
         yield SelectionList[str](id="model-list")
+        yield Static("", id="fit-detail")
 
     def on_mount(self) -> None:
         self.query_one(SelectionList).border_title = "Models (space: tick)"
@@ -75,7 +108,9 @@ class ModelPicker(Vertical):
         known: set[str] = set()
         for source in sources:
             for info in source.models:
-                rows.append((info.spec.label, model_row(info), True))
+                rows.append(
+                    (info.spec.label, model_row(info, self.fits.get(info.spec.label)), True)
+                )
                 known.add(info.spec.label)
             if source.error:
                 msg = Text()  # wraps: the sentence is the point of the row
@@ -105,6 +140,29 @@ class ModelPicker(Vertical):
             # Always a highlighted row, so the first Space ticks something (OptionList starts
             # with none, and Space then does nothing — confusing on a keyboard-only screen).
             listing.highlighted = min(highlighted or 0, listing.option_count - 1)
+
+    def infos(self) -> list[ModelInfo]:
+        return [info for source in self.sources for info in source.models]
+
+    def set_fits(self, fits: dict[str, Fit]) -> None:
+        """Show the fit column (estimates computed off the event loop by the dashboard)."""
+        self.fits = dict(fits)
+        self.set_sources(self.sources)
+        self._show_detail()
+
+    def highlighted_label(self) -> str | None:
+        listing = self.query_one(SelectionList)
+        if listing.highlighted is None:
+            return None
+        value = listing.get_option_at_index(listing.highlighted).value
+        return str(value) if value and not str(value).startswith("!") else None
+
+    @on(SelectionList.SelectionHighlighted)
+    def _show_detail(self) -> None:
+        label = self.highlighted_label()
+        known = {info.spec.label for info in self.infos()}
+        text = fit_sentence(self.fits.get(label)) if label in known else ""
+        self.query_one("#fit-detail", Static).update(Text(strip_controls(text)))
 
     @on(Input.Changed, "#model-filter")
     def _filter(self) -> None:
