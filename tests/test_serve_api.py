@@ -249,7 +249,7 @@ def test_the_query_parser_is_the_command_line_parser() -> None:
     )  # fmt: skip
     assert query == RunQuery(
         search="sky", model="qwen", backend="ollama", host="gpu", status="ok", since="2025-01-01",
-        until="2025-02-01", session_id="s01", sort="-timings.ttft_s", limit=60,
+        until="2025-02-01", session_id="s01", sort="-timings.ttft_s", limit=20, offset=40,
     )  # fmt: skip
     assert (offset, limit) == (40, 20)
     with pytest.raises(BadParameter) as caught:

@@ -9,8 +9,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,10 @@ from llmbench_tui.store.journal import (
     atomic_write_many,
     parse_tables,
 )
+from llmbench_tui.store.query import RunQuery, StoreError, haystack, parse_when, with_machine
 
 STORE_SCHEMA = 1
 RUNS, SESSIONS, SERIES = "runs", "sessions", "series"
-_SEARCHED = ("prompt", "response", "model", "model_spec", "error", "prompt_id")
-
-
-class StoreError(Exception):
-    """A store problem explained in one sentence a user can act on."""
 
 
 class _StrIdTable(Table):
@@ -58,47 +53,6 @@ class _StrIdTable(Table):
 
 class _DB(TinyDB):
     table_class = _StrIdTable
-
-
-@dataclass
-class RunQuery:
-    """What the history list shows: filters, case-insensitive search, sort and limit.
-
-    ``sort`` is any record field or dotted figure path (``"-timings.decode_tok_s"``); a leading
-    ``-`` sorts descending; runs without the field come last either way. ``since``/``until`` take
-    an ISO date (whole day, UTC) or datetime (naive means UTC). ``machine`` is part of the host
-    name, CPU or GPU model (any case) or a prefix of the machine id (``Store.machine_of``).
-    """
-
-    search: str | None = None
-    model: str | None = None
-    backend: str | None = None
-    host: str | None = None
-    status: str | None = None
-    since: str | None = None
-    until: str | None = None
-    session_id: str | None = None
-    machine: str | None = None
-    sort: str = "-started_at"
-    limit: int | None = None
-    min_score: float | None = None  # quality.score at least this (unscored runs left out)
-
-
-def parse_when(text: str, *, end: bool = False) -> datetime:
-    """An ISO date or datetime as an aware UTC datetime; a bare date as the start (or, with
-    ``end``, the end) of that day, so ``--until 2025-01-31`` includes the 31st."""
-    text = text.strip()
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return moment + timedelta(days=1) - timedelta(microseconds=1) if end else moment
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise StoreError(
-            f"{text!r} is not a date: use an ISO date like 2025-01-31 or 2025-01-31T14:30"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _started(record: dict[str, Any]) -> datetime | None:
@@ -133,14 +87,6 @@ def _sort_key(field: str) -> Callable[[dict[str, Any]], tuple]:
 def _score_at_least(record: dict[str, Any], minimum: float) -> bool:
     score = get_path(record, "quality.score")
     return isinstance(score, int | float) and not isinstance(score, bool) and score >= minimum
-
-
-def _haystack(record: dict[str, Any]) -> str:
-    parts = [str(record.get(name) or "") for name in _SEARCHED]
-    tags = record.get("tags")
-    if isinstance(tags, list):
-        parts.extend(str(tag) for tag in tags)
-    return "\0".join(parts).casefold()
 
 
 def _copy(doc: dict[str, Any]) -> dict[str, Any]:
@@ -205,6 +151,14 @@ class Store:
         self._closed = False
         with self._write():
             self._sweep_temp()  # creates, checks or migrates the file on the way in
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    @property
+    def spooled(self) -> int:
+        return 0  # a local file takes every run
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -364,7 +318,7 @@ class Store:
             fresh: dict[str, dict[str, Any]] = {}
             for record in records:
                 if record["id"] not in present and record["id"] not in fresh:
-                    fresh[record["id"]] = self._with_machine(record, sessions)
+                    fresh[record["id"]] = with_machine(record, sessions)
             if not fresh:
                 return 0, len(records)
             ops: list[list] = []
@@ -416,19 +370,6 @@ class Store:
         return len(fresh)
 
     # -- machines --------------------------------------------------------------------------
-
-    @staticmethod
-    def _with_machine(record: dict[str, Any], sessions: dict[str, Any]) -> dict[str, Any]:
-        """The record with its ``machine`` block (from its session's environment) when it has
-        none yet and its session is known: stored in the run, so an export carries it and
-        a query need not look the session up. An imported record keeps its own."""
-        if isinstance(record.get("machine"), dict):
-            return record
-        from llmbench_tui.engine.environment import machine_block
-
-        session = sessions.get(record.get("session_id"))
-        block = machine_block(session.get("environment")) if isinstance(session, dict) else None
-        return {**record, "machine": block} if block else record
 
     def machine_of(
         self, record: dict[str, Any], sessions: dict[str, Any] | None = None
@@ -577,6 +518,27 @@ class Store:
         doc.pop("started_at", None)
         return doc
 
+    def series_many(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The series of many runs (``store copy``), each session shard read once."""
+        runs = self._table(RUNS)
+        pending = self._storage.side(SERIES)
+        found: dict[str, dict[str, Any]] = {}
+        by_shard: dict[Path, list[str]] = {}
+        for rid in run_ids:
+            record = runs.get(rid)
+            if record is None:
+                continue
+            if rid in pending:
+                found[rid] = _copy(pending[rid])
+            else:
+                by_shard.setdefault(self._shard(record.get("session_id")), []).append(rid)
+        for shard, rids in by_shard.items():
+            table = self._read_shard(shard)
+            found.update({rid: _copy(table[rid]) for rid in rids if rid in table})
+        for doc in found.values():
+            doc.pop("started_at", None)
+        return found
+
     def query(self, q: RunQuery | None = None) -> list[dict[str, Any]]:
         """Runs matching ``q``, sorted (newest first by default), at most ``q.limit``."""
         q = q or RunQuery()
@@ -588,8 +550,11 @@ class Store:
         present = [kr for kr in keyed if kr[0][0] == 0]
         present.sort(key=lambda kr: kr[0], reverse=descending)
         ordered = [r for _, r in present] + [r for k, r in keyed if k[0] == 1]
+        start = max(q.offset, 0)
         if q.limit is not None:
-            ordered = ordered[: max(q.limit, 0)]
+            ordered = ordered[start : start + max(q.limit, 0)]
+        elif start:
+            ordered = ordered[start:]
         # Top-level copies: cheap, and enough to keep a caller's edits out of the file (the
         # storage writes each stored document's own cached bytes). Nested objects are shared
         # with the cache: treat them as read-only, or use get_run() for a deep copy.
@@ -654,7 +619,7 @@ class Store:
             if needle is not None:
                 text = hay.get(rid)
                 if text is None:
-                    text = hay[rid] = _haystack(record)
+                    text = hay[rid] = haystack(record)
                 if needle not in text:
                     continue
             if all(check(record) for check in checks):
