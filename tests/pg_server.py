@@ -60,7 +60,7 @@ def _run_as_user() -> str | None:
 class PgServer:
     """One PostgreSQL cluster in a temporary directory (``start``/``stop``/``kill``)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, durable: bool = False) -> None:
         binaries = pg_bin()
         if binaries is None:
             raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
@@ -70,6 +70,7 @@ class PgServer:
         self.sockets = root / "sock"
         self.port = free_port()
         self.user = _run_as_user()
+        self.durable = durable  # False (tests): fsync=off, faster; benchmarks keep fsync on
 
     def _as_user(self, argv: list[str], **kwargs: object) -> subprocess.CompletedProcess:
         if self.user is not None:
@@ -100,7 +101,9 @@ class PgServer:
 
     def start(self) -> None:
         opts = (f"-k {self.sockets} -p {self.port} -c listen_addresses=127.0.0.1 "
-                "-c fsync=off -c max_connections=50")  # fmt: skip
+                "-c max_connections=50")  # fmt: skip
+        if not self.durable:
+            opts += " -c fsync=off"
         self._as_user([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l",
                        str(self.root / "server.log"), "-o", opts, "-w", "start"])  # fmt: skip
 

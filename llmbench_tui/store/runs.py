@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import heapq
 import re
 import shutil
 import uuid
@@ -28,6 +29,7 @@ from llmbench_tui.store.journal import (
     atomic_write_many,
     parse_tables,
 )
+from llmbench_tui.store.order import StartedIndex
 from llmbench_tui.store.query import RunQuery, StoreError, haystack, parse_when, with_machine
 
 STORE_SCHEMA = 1
@@ -82,6 +84,11 @@ def _sort_key(field: str) -> Callable[[dict[str, Any]], tuple]:
         return (0, 1, str(value).casefold())
 
     return key
+
+
+def _unfiltered(q: RunQuery) -> bool:
+    return not (q.search or q.model or q.backend or q.host or q.status or q.since or q.until
+                or q.session_id or q.machine or q.min_score is not None)  # fmt: skip
 
 
 def _score_at_least(record: dict[str, Any], minimum: float) -> bool:
@@ -149,8 +156,11 @@ class Store:
         self._hay: dict[str, str] = {}  # run id -> search text (runs never change once stored)
         self._machines: dict[str, dict[str, Any] | None] = {}  # session id -> machine block
         self._closed = False
+        self._by_start = StartedIndex(_started)  # the history's first page, unsorted runs
         with self._write():
             self._sweep_temp()  # creates, checks or migrates the file on the way in
+            if self._storage.needs_folding:  # a long journal left by a killed session:
+                self._storage.compact()  # folded in here, not in the middle of an insert
 
     @property
     def location(self) -> str:
@@ -464,7 +474,7 @@ class Store:
     def _resolve(self, table: dict[str, Any], key: str, what: str) -> str:
         if key in table:
             return key
-        hits = [rid for rid in table if rid.startswith(key)] if key else []
+        hits = [rid for rid in list(table) if rid.startswith(key)] if key else []
         if len(hits) == 1:
             return hits[0]
         if not hits:
@@ -491,17 +501,18 @@ class Store:
 
         Sessions known only from their runs (imported records) count too.
         """
-        ids = dict.fromkeys(self._table(SESSIONS))
-        ids.update(dict.fromkeys(r.get("session_id") for r in self._table(RUNS).values()))
+        ids = dict.fromkeys(list(self._table(SESSIONS)))
+        ids.update(dict.fromkeys(r.get("session_id") for r in list(self._table(RUNS).values())))
         ids.pop(None, None)
         return self._resolve(ids, id_or_prefix, "session")
 
     def sessions(self) -> list[dict[str, Any]]:
-        return [_copy(s) for s in self._table(SESSIONS).values()]
+        return [_copy(s) for s in list(self._table(SESSIONS).values())]
 
     def sessions_by_id(self) -> dict[str, dict[str, Any]]:
-        """The sessions table itself, by id: cached documents, read-only (no copies)."""
-        return self._table(SESSIONS)
+        """The sessions by id: cached documents, read-only (the dict is a snapshot, the
+        documents are not copies)."""
+        return dict(self._table(SESSIONS))
 
     def series(self, run_id: str) -> dict[str, Any] | None:
         runs = self._table(RUNS)
@@ -542,15 +553,29 @@ class Store:
     def query(self, q: RunQuery | None = None) -> list[dict[str, Any]]:
         """Runs matching ``q``, sorted (newest first by default), at most ``q.limit``."""
         q = q or RunQuery()
-        hits = self._matching(q)
         field = q.sort or "-started_at"
+        if q.limit is not None and field.lstrip("-+") == "started_at" and _unfiltered(q):
+            runs = self._table(RUNS)
+            ids = self._by_start.page(runs, descending=field.startswith("-"),
+                                      offset=max(q.offset, 0), limit=max(q.limit, 0))  # fmt: skip
+            return [dict(runs[rid]) for rid in ids]
+        hits = self._matching(q)
         descending = field.startswith("-")
         key = _sort_key(field.lstrip("-+"))
         keyed = [(key(r), r) for r in hits]
         present = [kr for kr in keyed if kr[0][0] == 0]
-        present.sort(key=lambda kr: kr[0], reverse=descending)
-        ordered = [r for _, r in present] + [r for k, r in keyed if k[0] == 1]
         start = max(q.offset, 0)
+        wanted = None if q.limit is None else start + max(q.limit, 0)
+        if wanted is not None and wanted * 8 < len(present):
+            # One page of many runs (the history's first page): a partial selection instead
+            # of sorting them all. nlargest/nsmallest equal sorted(...)[:n], ties included.
+            pick = heapq.nlargest if descending else heapq.nsmallest
+            present = pick(wanted, present, key=lambda kr: kr[0])
+        else:
+            present.sort(key=lambda kr: kr[0], reverse=descending)
+        ordered = [r for _, r in present]
+        if wanted is None or len(ordered) < wanted:
+            ordered += [r for k, r in keyed if k[0] == 1]
         if q.limit is not None:
             ordered = ordered[start : start + max(q.limit, 0)]
         elif start:
@@ -615,7 +640,7 @@ class Store:
         needle = q.search.casefold() if q.search else None
         hay = self._hay
         hits = []
-        for rid, record in runs.items():
+        for rid, record in list(runs.items()):  # a snapshot: inserts change the dict in place
             if needle is not None:
                 text = hay.get(rid)
                 if text is None:
