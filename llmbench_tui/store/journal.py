@@ -428,7 +428,11 @@ class AtomicJSONStorage(Storage):
         the journal changes it after a parse (the parsed base stays as read), then changed in
         place: copying 100,000 runs per insert cost ~5 ms. Readers in other threads therefore
         iterate snapshots (``list(table.items())``, atomic under the GIL), never the dict."""
-        tables = self._tables if self._tables is not self._base else dict(self._base or {})
+        tables: Tables = (
+            self._tables
+            if self._tables is not None and self._tables is not self._base
+            else dict(self._base or {})
+        )
         side = self._side
         for seq, ops in entries:
             for name, doc_id, doc in ops:

@@ -229,7 +229,7 @@ class PgStore:
     # -- writing ---------------------------------------------------------------------------
 
     def add_run(self, record: dict[str, Any], series: dict[str, Any] | None = None) -> None:
-        added, _ = self.add_runs([record], {record.get("id"): series} if series else None)
+        added, _ = self.add_runs([record], {str(record.get("id")): series} if series else None)
         if not added:
             raise StoreError(f"a run with id {record.get('id')} is already stored")
 

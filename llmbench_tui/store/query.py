@@ -75,6 +75,6 @@ def with_machine(record: dict[str, Any], sessions: dict[str, Any]) -> dict[str, 
         return record
     from llmbench_tui.engine.environment import machine_block
 
-    session = sessions.get(record.get("session_id"))
+    session = sessions.get(str(record.get("session_id")))
     block = machine_block(session.get("environment")) if isinstance(session, dict) else None
     return {**record, "machine": block} if block else record

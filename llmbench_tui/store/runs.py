@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import functools
 import gc
 import heapq
 import re
 import shutil
-import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +16,6 @@ import orjson
 from tinydb import TinyDB
 from tinydb.table import Table
 
-from llmbench_tui.schema import get_path
 from llmbench_tui.store.journal import (
     META_TABLE,
     AtomicJSONStorage,
@@ -31,9 +28,19 @@ from llmbench_tui.store.journal import (
 )
 from llmbench_tui.store.order import StartedIndex
 from llmbench_tui.store.query import RunQuery, StoreError, haystack, parse_when, with_machine
-
-STORE_SCHEMA = 1
-RUNS, SESSIONS, SERIES = "runs", "sessions", "series"
+from llmbench_tui.store.records import (
+    RUNS,
+    SERIES,
+    SESSIONS,
+    STORE_SCHEMA,
+    copy_doc,
+    normalize_tables,
+    score_at_least,
+    sort_key,
+    started,
+    store_schema,
+    unfiltered,
+)
 
 
 class _StrIdTable(Table):
@@ -57,87 +64,6 @@ class _DB(TinyDB):
     table_class = _StrIdTable
 
 
-def _started(record: dict[str, Any]) -> datetime | None:
-    raw = record.get("started_at")
-    return _parse_iso(raw) if isinstance(raw, str) else None
-
-
-@functools.lru_cache(maxsize=262_144)
-def _parse_iso(raw: str) -> datetime | None:
-    """Parsed once per distinct timestamp: sorting and date filters touch every run."""
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def _sort_key(field: str) -> Callable[[dict[str, Any]], tuple]:
-    def key(record: dict[str, Any]) -> tuple:
-        value = _started(record) if field == "started_at" else get_path(record, field)
-        if value is None:
-            return (1, 0, 0)
-        if isinstance(value, datetime):
-            return (0, 0, value.timestamp())
-        if isinstance(value, bool | int | float):
-            return (0, 0, float(value))
-        return (0, 1, str(value).casefold())
-
-    return key
-
-
-def _unfiltered(q: RunQuery) -> bool:
-    return not (q.search or q.model or q.backend or q.host or q.status or q.since or q.until
-                or q.session_id or q.machine or q.min_score is not None)  # fmt: skip
-
-
-def _score_at_least(record: dict[str, Any], minimum: float) -> bool:
-    score = get_path(record, "quality.score")
-    return isinstance(score, int | float) and not isinstance(score, bool) and score >= minimum
-
-
-def _copy(doc: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy, so a caller editing a result can never change the cached database."""
-    return orjson.loads(orjson.dumps(doc))
-
-
-def normalize_tables(tables: Tables) -> tuple[list[dict], list[dict], dict[str, dict]]:
-    """Runs, sessions and series of any version of the database, without writing anything.
-
-    A schema-0 file (stock TinyDB, before the store had ``_meta``) keeps runs under TinyDB's
-    integer ids in ``runs`` or ``_default`` and may embed each run's series in the record; here
-    runs are keyed by their own id (one is generated where missing) and series are split off.
-    """
-    runs: list[dict] = []
-    series: dict[str, dict] = {}
-    for name in (RUNS, "_default"):
-        for doc in tables.get(name, {}).values():
-            if not isinstance(doc, dict) or "started_at" not in doc:
-                continue
-            record = dict(doc)
-            record["id"] = str(record.get("id") or uuid.uuid4().hex)
-            embedded = record.pop(SERIES, None)
-            if isinstance(embedded, dict):
-                series[record["id"]] = embedded
-            runs.append(record)
-    sessions = [
-        dict(doc)
-        for doc in tables.get(SESSIONS, {}).values()
-        if isinstance(doc, dict) and doc.get("id")
-    ]
-    return runs, sessions, series
-
-
-def store_schema(tables: Tables | None) -> int:
-    """The store schema a parsed file was written with (0: no ``_meta``, a stock TinyDB file)."""
-    if not tables or META_TABLE not in tables:
-        return 0 if tables else STORE_SCHEMA
-    meta = tables[META_TABLE].get("1")
-    if not isinstance(meta, dict) or not isinstance(meta.get("schema"), int):
-        return 0
-    return meta["schema"]
-
-
 class Store:
     """Thread-safe, multi-process result store (see the module docstring for the layout)."""
 
@@ -156,7 +82,7 @@ class Store:
         self._hay: dict[str, str] = {}  # run id -> search text (runs never change once stored)
         self._machines: dict[str, dict[str, Any] | None] = {}  # session id -> machine block
         self._closed = False
-        self._by_start = StartedIndex(_started)  # the history's first page, unsorted runs
+        self._by_start = StartedIndex(started)  # the history's first page, unsorted runs
         with self._write():
             self._sweep_temp()  # creates, checks or migrates the file on the way in
             if self._storage.needs_folding:  # a long journal left by a killed session:
@@ -304,7 +230,7 @@ class Store:
 
     def add_run(self, record: dict[str, Any], series: dict[str, Any] | None = None) -> None:
         """Store one run with its series; durable (one fsynced journal line) when this returns."""
-        added, _ = self.add_runs([record], {record.get("id"): series} if series else None)
+        added, _ = self.add_runs([record], {str(record.get("id")): series} if series else None)
         if not added:
             raise StoreError(f"a run with id {record.get('id')} is already stored")
 
@@ -348,7 +274,7 @@ class Store:
             current = tables.get(RUNS, {}).get(run_id)
             if current is None:
                 raise StoreError(f"no run with id {run_id!r} in {self.path}")
-            record = _copy(current)  # stored documents are replaced, never mutated
+            record = copy_doc(current)  # stored documents are replaced, never mutated
             previous = record.get("quality")
             if previous is not None:
                 history = record.get("quality_history")
@@ -356,7 +282,7 @@ class Store:
                                              previous]  # fmt: skip
             record["quality"] = quality
             self._storage.append([[RUNS, run_id, record]])
-        return _copy(record)
+        return copy_doc(record)
 
     def add_session(self, session: dict[str, Any]) -> None:
         """Store (or replace) a session: ``{"id", "started_at", "environment", "plan"}``."""
@@ -454,7 +380,7 @@ class Store:
             shards = sorted(self.series_dir.glob("*.json")) if self.series_dir.is_dir() else []
             for shard in shards:
                 table = self._read_shard(shard)
-                old = [rid for rid, doc in table.items() if (_started(doc) or cutoff) < cutoff]
+                old = [rid for rid, doc in table.items() if (started(doc) or cutoff) < cutoff]
                 if old:
                     for rid in old:
                         del table[rid]
@@ -487,12 +413,12 @@ class Store:
 
     def get_run(self, id_or_prefix: str) -> dict[str, Any]:
         runs = self._table(RUNS)
-        return _copy(runs[self._resolve(runs, id_or_prefix, "run")])
+        return copy_doc(runs[self._resolve(runs, id_or_prefix, "run")])
 
     def get_session(self, session_id: str) -> dict[str, Any] | None:
         sessions = self._table(SESSIONS)
         try:
-            return _copy(sessions[self._resolve(sessions, session_id, "session")])
+            return copy_doc(sessions[self._resolve(sessions, session_id, "session")])
         except StoreError:
             return None
 
@@ -507,7 +433,7 @@ class Store:
         return self._resolve(ids, id_or_prefix, "session")
 
     def sessions(self) -> list[dict[str, Any]]:
-        return [_copy(s) for s in list(self._table(SESSIONS).values())]
+        return [copy_doc(s) for s in list(self._table(SESSIONS).values())]
 
     def sessions_by_id(self) -> dict[str, dict[str, Any]]:
         """The sessions by id: cached documents, read-only (the dict is a snapshot, the
@@ -515,19 +441,7 @@ class Store:
         return dict(self._table(SESSIONS))
 
     def series(self, run_id: str) -> dict[str, Any] | None:
-        runs = self._table(RUNS)
-        record = runs.get(run_id)
-        if record is None:
-            return None
-        pending = self._storage.side(SERIES).get(run_id)
-        if pending is not None:
-            doc = _copy(pending)
-        else:
-            doc = self._read_shard(self._shard(record.get("session_id"))).get(run_id)
-        if doc is None:
-            return None
-        doc.pop("started_at", None)
-        return doc
+        return self.series_many([run_id]).get(run_id)
 
     def series_many(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The series of many runs (``store copy``), each session shard read once."""
@@ -540,12 +454,12 @@ class Store:
             if record is None:
                 continue
             if rid in pending:
-                found[rid] = _copy(pending[rid])
+                found[rid] = copy_doc(pending[rid])
             else:
                 by_shard.setdefault(self._shard(record.get("session_id")), []).append(rid)
         for shard, rids in by_shard.items():
             table = self._read_shard(shard)
-            found.update({rid: _copy(table[rid]) for rid in rids if rid in table})
+            found.update({rid: copy_doc(table[rid]) for rid in rids if rid in table})
         for doc in found.values():
             doc.pop("started_at", None)
         return found
@@ -554,14 +468,14 @@ class Store:
         """Runs matching ``q``, sorted (newest first by default), at most ``q.limit``."""
         q = q or RunQuery()
         field = q.sort or "-started_at"
-        if q.limit is not None and field.lstrip("-+") == "started_at" and _unfiltered(q):
+        if q.limit is not None and field.lstrip("-+") == "started_at" and unfiltered(q):
             runs = self._table(RUNS)
             ids = self._by_start.page(runs, descending=field.startswith("-"),
                                       offset=max(q.offset, 0), limit=max(q.limit, 0))  # fmt: skip
             return [dict(runs[rid]) for rid in ids]
         hits = self._matching(q)
         descending = field.startswith("-")
-        key = _sort_key(field.lstrip("-+"))
+        key = sort_key(field.lstrip("-+"))
         keyed = [(key(r), r) for r in hits]
         present = [kr for kr in keyed if kr[0][0] == 0]
         start = max(q.offset, 0)
@@ -631,12 +545,12 @@ class Store:
             checks.append(on_machine)
         if q.since:
             since = parse_when(q.since)
-            checks.append(lambda r: (_started(r) or since) >= since and _started(r) is not None)
+            checks.append(lambda r: (started(r) or since) >= since and started(r) is not None)
         if q.until:
             until = parse_when(q.until, end=True)
-            checks.append(lambda r: (_started(r) or until) <= until and _started(r) is not None)
+            checks.append(lambda r: (started(r) or until) <= until and started(r) is not None)
         if q.min_score is not None:
-            checks.append(lambda r: _score_at_least(r, q.min_score))
+            checks.append(lambda r: score_at_least(r, q.min_score))
         needle = q.search.casefold() if q.search else None
         hay = self._hay
         hits = []
