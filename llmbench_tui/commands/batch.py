@@ -546,7 +546,8 @@ def run_batch(args: argparse.Namespace) -> int:
         print(line)
     print(
         f"session {finished.session_id}"
-        + ("" if store is None else f" stored in {store.location}")
+        + ("" if store is None else f" stored in {store.location}" if not spooled
+           else " kept in the local spool (see below)")
     )
     if spooled:
         print(
