@@ -104,3 +104,41 @@ def test_the_next_command_sends_the_spool(pg_server, pg_url: str, tmp_path: Path
             assert back.series(record["id"]) == {"gpu_util": [[0.0, 1.0]]}
     finally:
         back.close()
+
+
+def test_kill_9_while_spooling_loses_at_most_the_run_in_flight(
+    ollama_server, pg_server, pg_url: str, tmp_path: Path
+) -> None:
+    """A `--batch` killed (SIGKILL) while the database is away: every run it reported finished
+    (the progress line comes after the store write) is in the spool and reaches the database."""
+    import signal
+
+    ollama_server.add_model(FakeModel(name="slow-fake:1m", token_delay_s=0.01))
+    data = str(tmp_path / "data")
+    open_store(pg_url, data).close()
+    pg_server.stop("immediate")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    batch = subprocess.Popen(
+        [sys.executable, "-m", "llmbench_tui.cli", "--batch", "-m",
+         f"ollama:slow-fake:1m@{ollama_server.url}", "-n", "200", "--warmup", "0",
+         "--store", pg_url, "--data-dir", data],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    finished = 0
+    try:
+        assert batch.stderr is not None
+        for line in batch.stderr:  # progress lines go to stderr when it is not a terminal
+            if line.startswith("[") and "/200]" in line:
+                finished += 1
+                if finished == 5:
+                    batch.send_signal(signal.SIGKILL)
+                    break
+        batch.wait(30)
+    finally:
+        if batch.poll() is None:
+            batch.kill()
+        pg_server.start()
+    assert finished == 5
+    synced = cli("store", "sync", "--store", pg_url, "--data-dir", data)
+    assert synced.returncode == 0, synced.stderr
+    assert count(pg_url) >= finished  # the run in flight may or may not have made it
