@@ -118,6 +118,27 @@ def measure(location: str, data_dir: Path, n: int, pool: list, extra: list, args
         print(f"  ({location.split('@')[-1]}: close {close_ms:.0f} ms)", file=sys.stderr)
 
 
+def fsync_floor(directory: Path, n: int) -> tuple[float, float]:
+    """p50 and p99 ms of appending 2 kB to a file and fsyncing it, on the disk the local store
+    uses: the floor of any durable insert there (the journal does exactly this, once)."""
+    import os
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    out = []
+    try:
+        for _ in range(n):
+            os.write(fd, b"x" * 2048)
+            t = time.perf_counter()
+            os.fsync(fd)
+            out.append((time.perf_counter() - t) * 1000)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return statistics.median(out), percentile(out, 0.99)
+
+
 def run_backends(backends: list[str], sizes: list[int], args: argparse.Namespace) -> int:
     pool_all = make_runs(min(max(sizes), POOL) + args.inserts)
     extra = pool_all[-args.inserts :]
@@ -150,6 +171,9 @@ def run_backends(backends: list[str], sizes: list[int], args: argparse.Namespace
                       f"{r['show']:.2f} |", flush=True)  # fmt: skip
                 if backend == "local":
                     shutil.rmtree(root / f"local-{n}", ignore_errors=True)
+                    p50, p99 = fsync_floor(root / "probe", args.inserts)
+                    print(f"| | (fsync of a 2 kB append, same disk, just after) | | {p50:.2f} | "
+                          f"{p99:.2f} | | | | |", flush=True)  # fmt: skip
     finally:
         if server is not None:
             server.cleanup()

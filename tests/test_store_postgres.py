@@ -272,3 +272,28 @@ def test_store_copy_both_ways_keeps_every_record(pg_url: str, tmp_path: Path) ->
     finally:
         for store in (source, team, copy):
             store.close()
+
+
+def test_an_older_schema_is_upgraded_in_place(pg_url: str, tmp_path: Path) -> None:
+    """A database at schema 1 (before the run counter) with runs in it: the program upgrades
+    it on open and the count stays exact, through inserts and deletes."""
+    from llmbench_tui.store.pg_schema import MIGRATIONS
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+        for statement in MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+        for i in range(3):
+            conn.execute("INSERT INTO runs (id, doc) VALUES (%s, %s::jsonb)",
+                         (f"old{i}", f'{{"id": "old{i}"}}'))  # fmt: skip
+    team = open_store(pg_url, tmp_path / "data")
+    try:
+        assert team.count() == 3
+        team.add_runs([run(), run()])
+        assert team.count() == 5 == len(team.query())
+        assert team.delete(["old0", "old1"]) == 2 and team.count() == 3
+    finally:
+        team.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(PG_SCHEMA,)]

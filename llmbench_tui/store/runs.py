@@ -554,14 +554,17 @@ class Store:
         needle = q.search.casefold() if q.search else None
         hay = self._hay
         hits = []
-        for rid, record in list(runs.items()):  # a snapshot: inserts change the dict in place
+        # A snapshot of the keys (inserts add to the dict in place); keys, not items: 100,000
+        # fresh tuples would wake the cyclic GC, which then walks every cached run.
+        for rid in list(runs):
+            record = runs[rid]
             if needle is not None:
                 text = hay.get(rid)
                 if text is None:
                     text = hay[rid] = haystack(record)
                 if needle not in text:
                     continue
-            if all(check(record) for check in checks):
+            if not checks or all(check(record) for check in checks):
                 hits.append(record)
         return hits
 
