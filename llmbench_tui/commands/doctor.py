@@ -46,7 +46,8 @@ from llmbench_tui.store.journal import (
     parse_tables,
     scan_journal,
 )
-from llmbench_tui.store.opening import is_database_url, local_path
+from llmbench_tui.store.opening import local_path
+from llmbench_tui.store.urls import is_database_url
 
 _SEQ = re.compile(rb'"journal":\{"seq":(\d+)\}')
 _OBJECT_START = re.compile(r'\{\s*"')

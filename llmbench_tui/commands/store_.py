@@ -109,7 +109,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from llmbench_tui.store.opening import is_database_url, store_location
+    from llmbench_tui.store.opening import store_location
+    from llmbench_tui.store.urls import is_database_url
 
     try:
         location = store_location(args.store)

@@ -29,7 +29,7 @@ PostgreSQL; ``opening.open_store`` picks the backend from a ``--store`` location
 
 from llmbench_tui.store.interface import RunStore
 from llmbench_tui.store.journal import CorruptDatabase, LockTimeout
-from llmbench_tui.store.opening import open_store, redact_url, store_location
+from llmbench_tui.store.opening import open_store, store_location
 from llmbench_tui.store.query import RunQuery, StoreError, parse_when
 from llmbench_tui.store.runs import (
     RUNS,
@@ -40,6 +40,7 @@ from llmbench_tui.store.runs import (
     freeze_loaded_runs,
     normalize_tables,
 )
+from llmbench_tui.store.urls import redact_url
 
 __all__ = [
     "RUNS",

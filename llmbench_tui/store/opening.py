@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from llmbench_tui import config
 from llmbench_tui.store.interface import RunStore
 from llmbench_tui.store.query import StoreError
-
-PG_SCHEMES = ("postgresql", "postgres")
+from llmbench_tui.store.urls import is_database_url
 
 
 def store_location(explicit: str | None = None) -> str | None:
@@ -28,21 +26,6 @@ def store_location(explicit: str | None = None) -> str | None:
         return config.store_setting()
     except ValueError as exc:
         raise StoreError(str(exc)) from None
-
-
-def is_database_url(location: str | None) -> bool:
-    return bool(location) and urlsplit(str(location)).scheme.lower() in PG_SCHEMES
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password (and without a ``password=`` query parameter)."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.split(':', 1)[0]}@{host}"
-    query = "&".join(p for p in parts.query.split("&") if not p.lower().startswith("password="))
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def local_path(location: str | None, data_dir: str | os.PathLike[str] | None) -> Path:

@@ -27,9 +27,9 @@ import psycopg
 from psycopg.types.json import set_json_loads
 
 from llmbench_tui.store import pg_schema as schema
-from llmbench_tui.store.opening import redact_url
 from llmbench_tui.store.query import RunQuery, StoreError, haystack, with_machine
 from llmbench_tui.store.spool import Spool, spool_path
+from llmbench_tui.store.urls import redact_url
 
 log = logging.getLogger("llmbench.store")
 T = TypeVar("T")
