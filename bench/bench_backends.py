@@ -85,6 +85,7 @@ def measure(location: str, data_dir: Path, n: int, pool: list, extra: list, args
             store.add_run(rec, ser)
             inserts.append((time.perf_counter() - t) * 1000)
         ids = [r["id"] for r, _ in pool[: args.repeat * 7 : 7]]
+        cpu = _without_fsync(store, extra) if not location.startswith("postgresql") else []
 
         def timed(fn: Any) -> float:
             out = []
@@ -110,12 +111,33 @@ def measure(location: str, data_dir: Path, n: int, pool: list, extra: list, args
             "page": timed(page),
             "search": timed(lambda i: store.query(RunQuery(search=SEARCH, limit=101))),
             "show": timed(show),
+            "cpu_p50": statistics.median(cpu) if cpu else None,
+            "cpu_p99": percentile(cpu, 0.99) if cpu else None,
         }  # fmt: skip
     finally:
         t = time.perf_counter()
         store.close()
         close_ms = (time.perf_counter() - t) * 1000
         print(f"  ({location.split('@')[-1]}: close {close_ms:.0f} ms)", file=sys.stderr)
+
+
+def _without_fsync(store: Any, extra: list) -> list[float]:
+    """The same inserts (fresh ids) with ``os.fsync`` made a no-op: what the insert path costs
+    besides the disk. A measurement only: such inserts are not durable."""
+    import os
+
+    real = os.fsync
+    os.fsync = lambda fd: None
+    try:
+        out = []
+        for rec, ser in extra:
+            rec = {**rec, "id": "nofsync" + rec["id"]}
+            t = time.perf_counter()
+            store.add_run(rec, ser)
+            out.append((time.perf_counter() - t) * 1000)
+        return out
+    finally:
+        os.fsync = real
 
 
 def fsync_floor(directory: Path, n: int) -> tuple[float, float]:
@@ -169,6 +191,10 @@ def run_backends(backends: list[str], sizes: list[int], args: argparse.Namespace
                 print(f"| {r['count']:,} | {backend} | {r['fill_s']:.0f} | {r['p50']:.2f} | "
                       f"{r['p99']:.2f} | {r['max']:.1f} | {r['page']:.1f} | {r['search']:.1f} | "
                       f"{r['show']:.2f} |", flush=True)  # fmt: skip
+                if r["cpu_p50"] is not None:
+                    print(f"| | (the same inserts without fsync: the insert path's own cost) "
+                          f"| | {r['cpu_p50']:.2f} | {r['cpu_p99']:.2f} | | | | |",
+                          flush=True)  # fmt: skip
                 if backend == "local":
                     shutil.rmtree(root / f"local-{n}", ignore_errors=True)
                     p50, p99 = fsync_floor(root / "probe", args.inserts)
