@@ -250,6 +250,9 @@ def test_store_copy_both_ways_keeps_every_record(pg_url: str, tmp_path: Path) ->
         conn.execute("TRUNCATE runs, sessions, series")
     src = str(tmp_path / "seed" / "local")
     data = str(tmp_path / "data")
+    missing = cli("store", "copy", str(tmp_path / "missing"), pg_url, "--data-dir", data)
+    assert missing.returncode == 1 and "no store at" in missing.stderr
+    assert not (tmp_path / "missing").exists()  # a typo creates nothing
     first = cli("store", "copy", src, pg_url, "--data-dir", data)
     assert first.returncode == 0, first.stderr
     assert "460 runs added, 0 already there" in first.stdout

@@ -19,6 +19,9 @@ from typing import TextIO
 
 from llmbench_tui.commands.common import add_data_dir, fail
 from llmbench_tui.store import RunQuery, RunStore, StoreError, open_store
+from llmbench_tui.store.journal import journal_path
+from llmbench_tui.store.opening import local_path
+from llmbench_tui.store.urls import is_database_url
 
 PROG = "llmbench store"
 BATCH = 1000
@@ -84,6 +87,9 @@ def main(args: argparse.Namespace) -> int:
     if args.action == "sync":
         return _sync(args)
     start = time.perf_counter()
+    source = local_path(args.src, None)
+    if not is_database_url(args.src) and not (source.exists() or journal_path(source).exists()):
+        return fail(PROG, f"no store at {source}: nothing to copy")
     try:
         src = open_store(args.src, args.data_dir)
         try:
@@ -110,7 +116,6 @@ def main(args: argparse.Namespace) -> int:
 
 def _sync(args: argparse.Namespace) -> int:
     from llmbench_tui.store.opening import store_location
-    from llmbench_tui.store.urls import is_database_url
 
     try:
         location = store_location(args.store)
