@@ -411,6 +411,9 @@ class PgStore:
                          "give more characters")  # fmt: skip
 
     def get_run(self, id_or_prefix: str) -> dict[str, Any]:
+        rows = self._rows("SELECT doc, raw FROM runs WHERE id = %s", (id_or_prefix,))
+        if rows:  # the usual case, a full id: one round trip
+            return _loaded(*rows[0])
         rid = self._resolve("runs", "id", id_or_prefix, "run")
         rows = [] if rid is None else self._rows("SELECT doc, raw FROM runs WHERE id = %s", (rid,))
         if not rows:
