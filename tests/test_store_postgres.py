@@ -300,3 +300,16 @@ def test_an_older_schema_is_upgraded_in_place(pg_url: str, tmp_path: Path) -> No
         team.close()
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(PG_SCHEMA,)]
+
+
+def test_filter_choices_come_from_the_store(pg_url: str, tmp_path: Path) -> None:
+    local, team, records = seeded_pair(pg_url, tmp_path, n=120)
+    try:
+        for field in ("model", "backend", "host", "status"):
+            want = sorted({str(r[field]) for r in records if r.get(field)})
+            assert team.distinct(field) == local.distinct(field) == want
+        with pytest.raises(StoreError):
+            team.distinct("prompt; DROP TABLE runs")
+    finally:
+        local.close()
+        team.close()

@@ -95,6 +95,8 @@ OPTIONAL = [
     "CREATE INDEX IF NOT EXISTS runs_search_trgm ON runs USING gin (search gin_trgm_ops)",
 ]
 
+DISTINCT_COLUMNS = ("model", "backend", "host", "status")  # Store.distinct: the filter choices
+
 # Sort fields that are real columns (text columns compare case-folded, as the local store does).
 _COLUMN_SORTS = {
     "started_at": "started_at",

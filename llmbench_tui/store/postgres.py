@@ -452,6 +452,12 @@ class PgStore:
     def sessions(self) -> list[dict[str, Any]]:
         return list(self.sessions_by_id().values())
 
+    def distinct(self, field: str) -> list[str]:
+        if field not in schema.DISTINCT_COLUMNS:
+            raise StoreError(f"no list of the different values of {field!r}")
+        rows = self._rows(f"SELECT DISTINCT {field} FROM runs WHERE {field} <> ''")
+        return sorted(str(value) for (value,) in rows)
+
     def series(self, run_id: str) -> dict[str, Any] | None:
         return self.series_many([run_id]).get(run_id)
 

@@ -440,6 +440,10 @@ class Store:
         documents are not copies)."""
         return dict(self._table(SESSIONS))
 
+    def distinct(self, field: str) -> list[str]:
+        runs = list(self._table(RUNS).values())
+        return sorted({str(r.get(field)) for r in runs if r.get(field)})
+
     def series(self, run_id: str) -> dict[str, Any] | None:
         return self.series_many([run_id]).get(run_id)
 
