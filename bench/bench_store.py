@@ -15,6 +15,10 @@ and their telemetry series (``tests/seed_history.py``), then timed, one operatio
 
 Stock TinyDB keeps the series in a table of the same file, since it has no other place.
 Usage: ``python bench/bench_store.py --sizes 1000,10000,50000 --stock-max 10000``.
+
+``--backends local,postgres`` instead compares the two backends of the store interface (the
+local file and the team database; ``bench_backends.py``): insert p50/p99, search, the history's
+first page, ``show``.
 """
 
 from __future__ import annotations
@@ -123,8 +127,16 @@ def main() -> int:
         "--inserts", type=int, default=300, help="timed inserts into ours (>256: one compaction)"
     )
     parser.add_argument("--dir", help="where to build the databases (default: a temp dir)")
+    parser.add_argument("--backends", help="local,postgres: the store interface's backends "
+                        "(bench_backends.py) instead of ours against stock TinyDB")  # fmt: skip
+    parser.add_argument("--pg-url", help="a PostgreSQL database for --backends postgres "
+                        "(default: a server started in a temp dir, as the tests do)")  # fmt: skip
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.backends:
+        from bench_backends import run_backends
+
+        return run_backends(args.backends.split(","), sizes, args)
     print(f"# {platform.platform()}, Python {platform.python_version()}, "
           f"{platform.processor() or platform.machine()}")  # fmt: skip
     print("| runs | store | file MB | insert p50 ms | insert max ms | insert mean ms | "

@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "report": "report",
     "fit": "fit",
     "pull": "pull",
+    "store": "store_",
 }
 
 
@@ -118,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_judge_flags(p, required=False)
     p.add_argument("--data-dir", help="where history.json lives (env LLMBENCH_DATA_DIR)")
     p.add_argument("--no-store", action="store_true", help="do not write to the database")
+    from .commands.common import add_store_flag
+
+    add_store_flag(p)  # --store URL_OR_PATH
     p.add_argument("--ollama-host", help="default Ollama host (env OLLAMA_HOST)")
     p.add_argument("--sample-interval", type=_float_pos, default=0.25, metavar="S",
                    help="telemetry sampling interval in seconds (default 0.25)")
@@ -162,10 +166,11 @@ def _history_tui(rest: list[str]) -> int:
     p = argparse.ArgumentParser(prog="llmbench history --tui")
     p.add_argument("--tui", action="store_true")
     p.add_argument("--data-dir")
+    p.add_argument("--store")
     args, _ = p.parse_known_args(rest)
     from .ui.history import run_history_app
 
-    return run_history_app(args.data_dir)
+    return run_history_app(args.data_dir, args.store)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from llmbench_tui.engine.stats import counted, describe
 from llmbench_tui.exporting import read_records
 from llmbench_tui.safe_text import one_line
 from llmbench_tui.schema import Efficiency, Quality, ServerStats, Timings, Tokens, get_path
-from llmbench_tui.store import RunQuery, Store, StoreError
+from llmbench_tui.store import RunQuery, RunStore, StoreError
 
 SECTIONS = ("timings", "server", "tokens", "efficiency", "quality")
 _ORDER = (
@@ -241,7 +241,7 @@ class Side:
     records: list[dict[str, Any]]
 
 
-def resolve_side(store: Store, ref: str) -> Side:
+def resolve_side(store: RunStore, ref: str) -> Side:
     """``model:NAME``, a run id (or unique prefix) or a session id (or unique prefix)."""
     if ref.startswith("model:"):
         name = ref.removeprefix("model:")
@@ -251,7 +251,7 @@ def resolve_side(store: Store, ref: str) -> Side:
             if name in (r.get("model"), r.get("model_spec"))
         ]
         if not runs:
-            raise StoreError(f"no runs of model {name!r} in {store.path}")
+            raise StoreError(f"no runs of model {name!r} in {store.location}")
         return Side("model", name, runs)
     errors = []
     for kind in ("run", "session"):
@@ -266,7 +266,9 @@ def resolve_side(store: Store, ref: str) -> Side:
             errors.append(str(exc))
     if any("matches" in e for e in errors):
         raise StoreError(next(e for e in errors if "matches" in e))
-    raise StoreError(f"{ref!r} is neither a run id, a session id nor model:NAME in {store.path}")
+    raise StoreError(
+        f"{ref!r} is neither a run id, a session id nor model:NAME in {store.location}"
+    )
 
 
 def group_key(a: Side, b: Side) -> Callable[[dict[str, Any]], str]:
@@ -436,7 +438,7 @@ def ungated(
     ]
 
 
-def load_baseline(ref: str, store: Store | None) -> list[dict[str, Any]]:
+def load_baseline(ref: str, store: RunStore | None) -> list[dict[str, Any]]:
     """Baseline runs from an export/database file, or from a session id (prefix) in the store.
 
     Raises StoreError (unknown session, no store) or ExportError (unreadable file).
@@ -467,7 +469,7 @@ def machine_key(record: dict[str, Any], machine: dict[str, Any] | None) -> str |
 
 
 def record_machines(
-    records: Iterable[dict[str, Any]], store: Store | None = None
+    records: Iterable[dict[str, Any]], store: RunStore | None = None
 ) -> dict[str, tuple[dict[str, Any] | None, int]]:
     """``{machine key: (machine block, runs)}`` of the counted runs (``machine_key``); a run
     whose machine is unknown (no block, no session) is counted under ``"?"``."""
@@ -548,7 +550,7 @@ class MachineComparison:
 
 
 def compare_machines(
-    store: Store, models: list[str], against: str | None = None
+    store: RunStore, models: list[str], against: str | None = None
 ) -> list[MachineComparison]:
     """Machine against machine for the same model(s): the counted runs of ``models`` (``model:X``
     exactly, else part of the name as ``history --model``) split by the machine that did the work
@@ -565,7 +567,7 @@ def compare_machines(
             if not exact or name in (r.get("model"), r.get("model_spec")):
                 runs[r["id"]] = r
     if not runs:
-        raise StoreError(f"no runs of {', '.join(map(repr, models))} in {store.path}")
+        raise StoreError(f"no runs of {', '.join(map(repr, models))} in {store.location}")
     sessions = store.sessions_by_id()
     by_machine: dict[str, list[dict[str, Any]]] = {}
     blocks: dict[str, dict[str, Any] | None] = {}

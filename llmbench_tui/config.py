@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from pathlib import Path
 
 from platformdirs import user_config_dir, user_data_dir
@@ -73,3 +74,23 @@ def gguf_files() -> list[Path]:
         else:
             found.append(path)
     return found
+
+
+def store_setting() -> str | None:
+    """The ``store = "..."`` line of ``config.toml`` (a path or a ``postgresql://`` URL), if any.
+
+    Read here rather than through the dashboard's settings so that headless commands, which
+    never import the UI, honour it too. ``ValueError`` (one sentence) when the file is not TOML.
+    """
+    path = config_dir() / "config.toml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    try:
+        value = tomllib.loads(text).get("store")
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path} is not valid TOML ({exc})") from None
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{path}: store must be a string (a path or a postgresql:// URL)")
+    return value or None

@@ -78,7 +78,8 @@ class ServeProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"llmbench serve exited early: {self.output()}")
             try:
-                if httpx.get(f"{self.url}/api/runs?limit=1", timeout=2).status_code == 200:
+                answer = httpx.get(f"{self.url}/api/runs?limit=1", timeout=2)
+                if answer.status_code in (200, 401):  # 401: up, and wants its token
                     return
             except httpx.HTTPError:
                 pass
@@ -249,7 +250,7 @@ def test_the_query_parser_is_the_command_line_parser() -> None:
     )  # fmt: skip
     assert query == RunQuery(
         search="sky", model="qwen", backend="ollama", host="gpu", status="ok", since="2025-01-01",
-        until="2025-02-01", session_id="s01", sort="-timings.ttft_s", limit=60,
+        until="2025-02-01", session_id="s01", sort="-timings.ttft_s", limit=20, offset=40,
     )  # fmt: skip
     assert (offset, limit) == (40, 20)
     with pytest.raises(BadParameter) as caught:
@@ -426,16 +427,18 @@ def test_loopback_names(monkeypatch: pytest.MonkeyPatch) -> None:
     for host in ("0.0.0.0", "::", "", "192.168.1.10", "no-such-host.invalid"):
         assert not is_loopback_host(host), host
     text = warning("0.0.0.0", 8000)
-    assert "NO authentication" in text and "0.0.0.0:8000" in text
+    assert "holds the token" in text and "0.0.0.0:8000" in text
 
 
 def test_public_prints_the_warning(tmp_path: Path) -> None:
-    proc = ServeProcess(tmp_path / "data", tmp_path, "--public", env=serve_env())
+    env = serve_env({"LLMBENCH_SERVE_TOKEN": "t0ken"})
+    proc = ServeProcess(tmp_path / "data", tmp_path, "--public", env=env)
     try:
         proc.wait_ready()
-        assert "WARNING: --public: there is NO authentication" in proc.output()
+        assert "WARNING: --public: anyone who can reach" in proc.output()
         # --public drops the loopback Host check (the operator chose who can reach it)
-        other = httpx.get(f"{proc.url}/api/runs", headers={"Host": "bench.example"})
+        other = httpx.get(f"{proc.url}/api/runs",
+                          headers={"Host": "bench.example", "Authorization": "Bearer t0ken"})
         assert other.status_code == 200
     finally:
         proc.stop()

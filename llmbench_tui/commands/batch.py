@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import BackendPool
-from ..config import DEFAULT_MAX_TOKENS, DEFAULT_PROMPT, data_dir, db_path
+from ..config import DEFAULT_MAX_TOKENS, DEFAULT_PROMPT, data_dir
 from ..engine.conversation import conversation_tables
 from ..engine.events import (
     ChunkReceived,
@@ -234,9 +234,10 @@ class Progress:
 def _open_store(args: argparse.Namespace) -> Any:
     if args.no_store:
         return None
-    from ..store import Store
+    from ..store import open_store
 
-    return Store(db_path(args.data_dir))
+    # A database away at the start is a session that spools, like one that goes away later.
+    return open_store(args.store, args.data_dir, spool_when_away=True)
 
 
 def _start_telemetry(args: argparse.Namespace) -> Any:
@@ -536,8 +537,9 @@ def run_batch(args: argparse.Namespace) -> int:
     finally:
         if hub is not None:
             hub.stop()
+        spooled = store.spooled if store is not None else 0
         if store is not None:
-            store.close()  # folds the journal into history.json
+            store.close()  # folds the journal into history.json; sends a spool if it can
     rows = [[strip_controls(c) for c in row] for row in summary_table(finished.groups)]
     print(render_text(rows))
     for note in footnotes(finished.groups):
@@ -549,8 +551,16 @@ def run_batch(args: argparse.Namespace) -> int:
         print(line)
     print(
         f"session {finished.session_id}"
-        + ("" if store is None else f" stored in {db_path(args.data_dir)}")
+        + ("" if store is None else f" stored in {store.location}" if not spooled
+           else " kept in the local spool (see below)")
     )
+    if spooled:
+        print(
+            f"llmbench: warning: {spooled} run(s) were kept in the local spool while "
+            f"{store.location} was away; they are sent when it is back (at the next command, "
+            "or `llmbench store sync`)",
+            file=sys.stderr,
+        )
     if not finished.stored:
         print(
             "llmbench: some runs could not be stored in the database (see messages above); "

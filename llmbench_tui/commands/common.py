@@ -14,15 +14,26 @@ from typing import Any
 
 import orjson
 
-from llmbench_tui import config
 from llmbench_tui.safe_text import one_line
-from llmbench_tui.store import RunQuery, Store, StoreError
+from llmbench_tui.store import RunQuery, RunStore, StoreError
+from llmbench_tui.store import open_store as open_location
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir`` and ``--store``: every command that reads or writes runs takes both."""
     parser.add_argument(
         "--data-dir", help="where history.json lives (default: LLMBENCH_DATA_DIR or the platform's)"
     )
+    add_store_flag(parser)
+
+
+def add_store_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store", metavar="URL_OR_PATH",
+        help="where runs are stored: a history.json path (the local store, the default) or "
+        "postgresql://USER@HOST/DB (a team database); default LLMBENCH_STORE, then the "
+        "store line of config.toml",
+    )  # fmt: skip
 
 
 def add_filters(parser: argparse.ArgumentParser, *, default_limit: int | None) -> None:
@@ -62,11 +73,12 @@ def query_from(args: argparse.Namespace) -> RunQuery:
     )  # fmt: skip
 
 
-def open_store(args: argparse.Namespace) -> Store:
-    return Store(config.db_path(args.data_dir))
+def open_store(args: argparse.Namespace) -> RunStore:
+    """The store ``--store``/``--data-dir`` name (``StoreError`` with one sentence if not)."""
+    return open_location(getattr(args, "store", None), args.data_dir)
 
 
-def runs_of(store: Store, ref: str) -> list[dict[str, Any]]:
+def runs_of(store: RunStore, ref: str) -> list[dict[str, Any]]:
     """The runs ``ref`` names for commands that take SESSION_OR_RUN: one run (id or prefix),
     else every run of a session (id or prefix), oldest first. ``StoreError`` says which when
     ``ref`` is ambiguous, or that it is neither."""
@@ -84,7 +96,7 @@ def runs_of(store: Store, ref: str) -> list[dict[str, Any]]:
         return [r for r in runs if r.get("session_id") == sid]
     ambiguous = [e for e in errors if "matches" in e]
     raise StoreError(ambiguous[0] if ambiguous else f"{ref!r} is neither a run id nor a "
-                     f"session id in {store.path}")
+                     f"session id in {store.location}")
 
 
 def fail(prog: str, message: str, code: int = 1) -> int:

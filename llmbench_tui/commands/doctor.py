@@ -31,7 +31,7 @@ import orjson
 
 from llmbench_tui import config
 from llmbench_tui.commands.common import add_data_dir, fail
-from llmbench_tui.store import RUNS, SESSIONS, STORE_SCHEMA, Store, StoreError
+from llmbench_tui.store import RUNS, SESSIONS, STORE_SCHEMA, Store, StoreError, store_location
 from llmbench_tui.store.journal import (
     JOURNAL_KEY,
     META_TABLE,
@@ -46,6 +46,8 @@ from llmbench_tui.store.journal import (
     parse_tables,
     scan_journal,
 )
+from llmbench_tui.store.opening import local_path
+from llmbench_tui.store.urls import is_database_url
 
 _SEQ = re.compile(rb'"journal":\{"seq":(\d+)\}')
 _OBJECT_START = re.compile(r'\{\s*"')
@@ -193,7 +195,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     prog = "llmbench doctor"
-    path = config.db_path(args.data_dir)
+    try:
+        location = store_location(args.store)
+    except StoreError as exc:
+        return fail(prog, str(exc))
+    if is_database_url(location):
+        return _check_database(prog, str(location), args)
+    path = local_path(location, args.data_dir)
     if not path.exists() and not journal_path(path).exists():
         print(f"no database at {path} yet; nothing to check")
         return 0
@@ -214,4 +222,25 @@ def main(args: argparse.Namespace) -> int:
         return fail(prog, str(exc))
     except OSError as exc:
         return fail(prog, f"cannot repair {path}: {exc.strerror or exc}")
+    return 0
+
+
+def _check_database(prog: str, url: str, args: argparse.Namespace) -> int:
+    """A team database is checked by its server; here: can we reach it, what it holds, and
+    what waits in the local spool (sent by opening it)."""
+    from llmbench_tui.store.postgres import PgStore
+
+    try:
+        store = PgStore(url, config.data_dir(args.data_dir))
+        try:
+            if args.prune_series is not None:
+                dropped = store.prune_series(args.prune_series)
+                print(f"dropped {dropped} telemetry series older than {args.prune_series:g} days")
+            print(f"{store.location} is reachable: {store.count()} runs, "
+                  f"{len(store.sessions())} sessions; {store.sent_at_open} spooled runs sent, "
+                  f"{store.waiting()} waiting")  # fmt: skip
+        finally:
+            store.close()
+    except StoreError as exc:
+        return fail(prog, str(exc))
     return 0

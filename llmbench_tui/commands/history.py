@@ -51,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json_text(records))
     elif not records:
-        print("no runs match" if store.count() else f"no runs stored yet in {store.path}")
+        print("no runs match" if store.count() else f"no runs stored yet in {store.location}")
     else:
         print(table(run_rows(records)))
         total = store.count()

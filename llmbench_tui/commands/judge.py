@@ -42,7 +42,7 @@ from llmbench_tui.formatting import fmt_num
 from llmbench_tui.quality.judge import load_rubric
 from llmbench_tui.safe_text import one_line
 from llmbench_tui.schema import ModelSpec
-from llmbench_tui.store import Store, StoreError
+from llmbench_tui.store import RunStore, StoreError
 
 PROG = "llmbench judge"
 
@@ -113,7 +113,7 @@ def _progress(run: dict[str, Any], graded: Graded, index: int, total: int) -> No
           f"{one_line(run.get('prompt_id'), 24)}: {one_line(figure, 120)}", file=sys.stderr)
 
 
-async def _judge(store: Store, ids: list[str], judge: JudgeConfig,
+async def _judge(store: RunStore, ids: list[str], judge: JudgeConfig,
                  ollama_host: str | None) -> StoredJudging:
     pool = BackendPool(ollama_host=ollama_host)
     try:

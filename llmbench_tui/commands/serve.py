@@ -7,23 +7,26 @@ terminal app. ``--mouse`` because the browser is not the SSH terminal the automa
 is about. Beside it, ``/api/runs``, ``/api/runs/{id}``, ``/api/sessions/{id}`` and ``/metrics``
 (``llmbench_tui.web``).
 
-There is no authentication, so only loopback addresses are served unless ``--public`` is given:
-a non-loopback ``--host`` without it exits with code 2 before anything is bound, and with it a
-warning says what is exposed. From another machine, prefer an SSH tunnel
-(``ssh -L 8000:127.0.0.1:8000 HOST``) to ``--public``.
+Only loopback addresses are served unless ``--public`` is given: a non-loopback ``--host``
+without it exits with code 2 before anything is bound. ``--public`` requires a token (``--token``,
+``LLMBENCH_SERVE_TOKEN``, or one generated and printed at start): every request must carry it
+(``Authorization: Bearer``, or the cookie the ``/login`` page sets), else 401
+(``llmbench_tui.web.auth``). Loopback mode needs no token unless one is given. The token travels
+in clear over plain HTTP: from another machine, an SSH tunnel or a TLS proxy is still better.
 """
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import shlex
 import socket
 import sys
 
 from llmbench_tui import config
 from llmbench_tui.commands.common import add_data_dir, fail
-from llmbench_tui.store import Store, StoreError
+from llmbench_tui.store import StoreError, open_store, store_location
 
 PROG = "llmbench serve"
 
@@ -44,7 +47,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--public",
         action="store_true",
-        help="allow a non-loopback --host; there is NO authentication",
+        help="allow a non-loopback --host; every request then needs the token",
+    )
+    parser.add_argument(
+        "--token",
+        help="the access token (default LLMBENCH_SERVE_TOKEN; with --public and neither, one is "
+        "generated and printed)",
     )
     parser.add_argument("--theme", help="dashboard theme for every browser session")
     parser.add_argument("--ollama-host", help="default Ollama host (env OLLAMA_HOST)")
@@ -95,19 +103,19 @@ def is_loopback_host(host: str) -> bool:
 
 def refusal(host: str) -> str:
     return (
-        f"refusing to listen on {host!r}: it is not a loopback address and llmbench serve has no "
-        "authentication, so anyone who can reach it could open the dashboard, run benchmarks on "
-        "this machine and read every stored prompt and response. Use --public to do it anyway, "
-        "or keep 127.0.0.1 and reach it through an SSH tunnel (ssh -L 8000:127.0.0.1:8000 HOST)"
+        f"refusing to listen on {host!r}: it is not a loopback address, and anyone who can reach "
+        "it could open the dashboard, run benchmarks on this machine and read every stored prompt "
+        "and response. Use --public to serve it with token authentication, or keep 127.0.0.1 "
+        "and reach it through an SSH tunnel (ssh -L 8000:127.0.0.1:8000 HOST)"
     )
 
 
 def warning(host: str, port: int) -> str:
     return (
-        f"{PROG}: WARNING: --public: there is NO authentication. Anyone who can reach "
-        f"{host}:{port} can open the dashboard, run benchmarks on this machine and read every "
-        "stored run, prompts and responses included. Serve it only on a network you trust, "
-        "or behind a reverse proxy that authenticates."
+        f"{PROG}: WARNING: --public: anyone who can reach {host}:{port} and holds the token "
+        "can open the dashboard, run benchmarks on this machine and read every stored run, "
+        "prompts and responses included. Plain HTTP carries the token in clear: serve it on a "
+        "network you trust, or behind a TLS reverse proxy."
     )
 
 
@@ -124,11 +132,21 @@ def app_command(data_dir: str, theme: str | None, ollama_host: str | None) -> st
 def main(args: argparse.Namespace) -> int:
     if not args.public and not is_loopback_host(args.host):
         return fail(PROG, refusal(args.host), 2)
+    token = args.token or os.environ.get("LLMBENCH_SERVE_TOKEN") or None
     if args.public:
         print(warning(args.host, args.port), file=sys.stderr, flush=True)
+        if token is None:
+            from llmbench_tui.web.auth import new_token
+
+            token = new_token()
+            print(f"{PROG}: token (give it at /login, or as Authorization: Bearer): {token}",
+                  flush=True)  # fmt: skip
     try:
         data_dir = config.data_dir(args.data_dir).resolve()
-        store = Store(config.db_path(data_dir))
+        location = store_location(args.store)
+        store = open_store(location, data_dir)
+        if location:  # each dashboard opens the same store; by environment, so that a
+            os.environ["LLMBENCH_STORE"] = location  # password never shows in `ps`
     except (StoreError, OSError) as exc:
         return fail(PROG, str(exc), 2)
     from llmbench_tui.web.server import LLMBenchServer  # aiohttp only when serving
@@ -136,7 +154,7 @@ def main(args: argparse.Namespace) -> int:
     server = LLMBenchServer(
         app_command(str(data_dir), args.theme, args.ollama_host),
         store=store, host=args.host, port=args.port,
-        loopback_only=not args.public, max_sessions=args.max_sessions,
+        loopback_only=not args.public, max_sessions=args.max_sessions, token=token,
     )  # fmt: skip
     try:
         server.serve()

@@ -15,7 +15,7 @@ from typing import Any
 from llmbench_tui.compare import resolve_side
 from llmbench_tui.exporting import read_records, self_contained
 from llmbench_tui.safe_text import one_line
-from llmbench_tui.store import RunQuery, Store, StoreError
+from llmbench_tui.store import RunQuery, RunStore, StoreError
 
 _FILTERS = ("search", "model", "backend", "host", "status", "since", "until", "session_id",
             "machine", "min_score")  # fmt: skip
@@ -35,7 +35,7 @@ def describe_selection(refs: list[str], query: RunQuery) -> str:
     return " ".join(parts)
 
 
-def select(store: Store, refs: list[str], query: RunQuery) -> list[dict[str, Any]]:
+def select(store: RunStore, refs: list[str], query: RunQuery) -> list[dict[str, Any]]:
     """The runs named by ``refs`` (each a run, a session or ``model:NAME``; all of them when
     none is given) that also match ``query``'s filters, oldest first, self-contained.
     ``StoreError`` names a ref that matches nothing, or says that nothing matched."""
@@ -54,7 +54,7 @@ def select(store: Store, refs: list[str], query: RunQuery) -> list[dict[str, Any
         records = store.query(replace(query, sort=query.sort or "started_at"))
     if not records:
         raise StoreError("no runs match this selection" if store.count()
-                         else f"no runs stored yet in {store.path}")  # fmt: skip
+                         else f"no runs stored yet in {store.location}")  # fmt: skip
     return self_contained(records, store, sessions=True)
 
 

@@ -22,21 +22,25 @@ Layout (store schema :data:`STORE_SCHEMA`):
   missing series (a kill in between only leaves a series stored twice, which is harmless).
 
 Every write holds the database lock from its read to its append or atomic replace.
+
+The team store (``postgres``) implements the same interface (``interface.RunStore``) on
+PostgreSQL; ``opening.open_store`` picks the backend from a ``--store`` location.
 """
 
+from llmbench_tui.store.interface import RunStore
 from llmbench_tui.store.journal import CorruptDatabase, LockTimeout
+from llmbench_tui.store.opening import open_store, store_location
+from llmbench_tui.store.query import RunQuery, StoreError, parse_when
 from llmbench_tui.store.runs import (
     RUNS,
     SERIES,
     SESSIONS,
     STORE_SCHEMA,
-    RunQuery,
     Store,
-    StoreError,
     freeze_loaded_runs,
     normalize_tables,
-    parse_when,
 )
+from llmbench_tui.store.urls import redact_url
 
 __all__ = [
     "RUNS",
@@ -46,9 +50,13 @@ __all__ = [
     "CorruptDatabase",
     "LockTimeout",
     "RunQuery",
+    "RunStore",
     "Store",
     "StoreError",
     "freeze_loaded_runs",
     "normalize_tables",
+    "open_store",
     "parse_when",
+    "redact_url",
+    "store_location",
 ]

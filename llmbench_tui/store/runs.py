@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import functools
 import gc
+import heapq
 import re
 import shutil
-import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,6 @@ import orjson
 from tinydb import TinyDB
 from tinydb.table import Table
 
-from llmbench_tui.schema import get_path
 from llmbench_tui.store.journal import (
     META_TABLE,
     AtomicJSONStorage,
@@ -29,14 +26,21 @@ from llmbench_tui.store.journal import (
     atomic_write_many,
     parse_tables,
 )
-
-STORE_SCHEMA = 1
-RUNS, SESSIONS, SERIES = "runs", "sessions", "series"
-_SEARCHED = ("prompt", "response", "model", "model_spec", "error", "prompt_id")
-
-
-class StoreError(Exception):
-    """A store problem explained in one sentence a user can act on."""
+from llmbench_tui.store.order import StartedIndex
+from llmbench_tui.store.query import RunQuery, StoreError, haystack, parse_when, with_machine
+from llmbench_tui.store.records import (
+    RUNS,
+    SERIES,
+    SESSIONS,
+    STORE_SCHEMA,
+    copy_doc,
+    normalize_tables,
+    score_at_least,
+    sort_key,
+    started,
+    store_schema,
+    unfiltered,
+)
 
 
 class _StrIdTable(Table):
@@ -60,131 +64,6 @@ class _DB(TinyDB):
     table_class = _StrIdTable
 
 
-@dataclass
-class RunQuery:
-    """What the history list shows: filters, case-insensitive search, sort and limit.
-
-    ``sort`` is any record field or dotted figure path (``"-timings.decode_tok_s"``); a leading
-    ``-`` sorts descending; runs without the field come last either way. ``since``/``until`` take
-    an ISO date (whole day, UTC) or datetime (naive means UTC). ``machine`` is part of the host
-    name, CPU or GPU model (any case) or a prefix of the machine id (``Store.machine_of``).
-    """
-
-    search: str | None = None
-    model: str | None = None
-    backend: str | None = None
-    host: str | None = None
-    status: str | None = None
-    since: str | None = None
-    until: str | None = None
-    session_id: str | None = None
-    machine: str | None = None
-    sort: str = "-started_at"
-    limit: int | None = None
-    min_score: float | None = None  # quality.score at least this (unscored runs left out)
-
-
-def parse_when(text: str, *, end: bool = False) -> datetime:
-    """An ISO date or datetime as an aware UTC datetime; a bare date as the start (or, with
-    ``end``, the end) of that day, so ``--until 2025-01-31`` includes the 31st."""
-    text = text.strip()
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return moment + timedelta(days=1) - timedelta(microseconds=1) if end else moment
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise StoreError(
-            f"{text!r} is not a date: use an ISO date like 2025-01-31 or 2025-01-31T14:30"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _started(record: dict[str, Any]) -> datetime | None:
-    raw = record.get("started_at")
-    return _parse_iso(raw) if isinstance(raw, str) else None
-
-
-@functools.lru_cache(maxsize=262_144)
-def _parse_iso(raw: str) -> datetime | None:
-    """Parsed once per distinct timestamp: sorting and date filters touch every run."""
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def _sort_key(field: str) -> Callable[[dict[str, Any]], tuple]:
-    def key(record: dict[str, Any]) -> tuple:
-        value = _started(record) if field == "started_at" else get_path(record, field)
-        if value is None:
-            return (1, 0, 0)
-        if isinstance(value, datetime):
-            return (0, 0, value.timestamp())
-        if isinstance(value, bool | int | float):
-            return (0, 0, float(value))
-        return (0, 1, str(value).casefold())
-
-    return key
-
-
-def _score_at_least(record: dict[str, Any], minimum: float) -> bool:
-    score = get_path(record, "quality.score")
-    return isinstance(score, int | float) and not isinstance(score, bool) and score >= minimum
-
-
-def _haystack(record: dict[str, Any]) -> str:
-    parts = [str(record.get(name) or "") for name in _SEARCHED]
-    tags = record.get("tags")
-    if isinstance(tags, list):
-        parts.extend(str(tag) for tag in tags)
-    return "\0".join(parts).casefold()
-
-
-def _copy(doc: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy, so a caller editing a result can never change the cached database."""
-    return orjson.loads(orjson.dumps(doc))
-
-
-def normalize_tables(tables: Tables) -> tuple[list[dict], list[dict], dict[str, dict]]:
-    """Runs, sessions and series of any version of the database, without writing anything.
-
-    A schema-0 file (stock TinyDB, before the store had ``_meta``) keeps runs under TinyDB's
-    integer ids in ``runs`` or ``_default`` and may embed each run's series in the record; here
-    runs are keyed by their own id (one is generated where missing) and series are split off.
-    """
-    runs: list[dict] = []
-    series: dict[str, dict] = {}
-    for name in (RUNS, "_default"):
-        for doc in tables.get(name, {}).values():
-            if not isinstance(doc, dict) or "started_at" not in doc:
-                continue
-            record = dict(doc)
-            record["id"] = str(record.get("id") or uuid.uuid4().hex)
-            embedded = record.pop(SERIES, None)
-            if isinstance(embedded, dict):
-                series[record["id"]] = embedded
-            runs.append(record)
-    sessions = [
-        dict(doc)
-        for doc in tables.get(SESSIONS, {}).values()
-        if isinstance(doc, dict) and doc.get("id")
-    ]
-    return runs, sessions, series
-
-
-def store_schema(tables: Tables | None) -> int:
-    """The store schema a parsed file was written with (0: no ``_meta``, a stock TinyDB file)."""
-    if not tables or META_TABLE not in tables:
-        return 0 if tables else STORE_SCHEMA
-    meta = tables[META_TABLE].get("1")
-    if not isinstance(meta, dict) or not isinstance(meta.get("schema"), int):
-        return 0
-    return meta["schema"]
-
-
 class Store:
     """Thread-safe, multi-process result store (see the module docstring for the layout)."""
 
@@ -203,8 +82,19 @@ class Store:
         self._hay: dict[str, str] = {}  # run id -> search text (runs never change once stored)
         self._machines: dict[str, dict[str, Any] | None] = {}  # session id -> machine block
         self._closed = False
+        self._by_start = StartedIndex(started)  # the history's first page, unsorted runs
         with self._write():
             self._sweep_temp()  # creates, checks or migrates the file on the way in
+            if self._storage.needs_folding:  # a long journal left by a killed session:
+                self._storage.compact()  # folded in here, not in the middle of an insert
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    @property
+    def spooled(self) -> int:
+        return 0  # a local file takes every run
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -340,7 +230,7 @@ class Store:
 
     def add_run(self, record: dict[str, Any], series: dict[str, Any] | None = None) -> None:
         """Store one run with its series; durable (one fsynced journal line) when this returns."""
-        added, _ = self.add_runs([record], {record.get("id"): series} if series else None)
+        added, _ = self.add_runs([record], {str(record.get("id")): series} if series else None)
         if not added:
             raise StoreError(f"a run with id {record.get('id')} is already stored")
 
@@ -364,7 +254,7 @@ class Store:
             fresh: dict[str, dict[str, Any]] = {}
             for record in records:
                 if record["id"] not in present and record["id"] not in fresh:
-                    fresh[record["id"]] = self._with_machine(record, sessions)
+                    fresh[record["id"]] = with_machine(record, sessions)
             if not fresh:
                 return 0, len(records)
             ops: list[list] = []
@@ -384,7 +274,7 @@ class Store:
             current = tables.get(RUNS, {}).get(run_id)
             if current is None:
                 raise StoreError(f"no run with id {run_id!r} in {self.path}")
-            record = _copy(current)  # stored documents are replaced, never mutated
+            record = copy_doc(current)  # stored documents are replaced, never mutated
             previous = record.get("quality")
             if previous is not None:
                 history = record.get("quality_history")
@@ -392,7 +282,7 @@ class Store:
                                              previous]  # fmt: skip
             record["quality"] = quality
             self._storage.append([[RUNS, run_id, record]])
-        return _copy(record)
+        return copy_doc(record)
 
     def add_session(self, session: dict[str, Any]) -> None:
         """Store (or replace) a session: ``{"id", "started_at", "environment", "plan"}``."""
@@ -416,19 +306,6 @@ class Store:
         return len(fresh)
 
     # -- machines --------------------------------------------------------------------------
-
-    @staticmethod
-    def _with_machine(record: dict[str, Any], sessions: dict[str, Any]) -> dict[str, Any]:
-        """The record with its ``machine`` block (from its session's environment) when it has
-        none yet and its session is known: stored in the run, so an export carries it and
-        a query need not look the session up. An imported record keeps its own."""
-        if isinstance(record.get("machine"), dict):
-            return record
-        from llmbench_tui.engine.environment import machine_block
-
-        session = sessions.get(record.get("session_id"))
-        block = machine_block(session.get("environment")) if isinstance(session, dict) else None
-        return {**record, "machine": block} if block else record
 
     def machine_of(
         self, record: dict[str, Any], sessions: dict[str, Any] | None = None
@@ -503,7 +380,7 @@ class Store:
             shards = sorted(self.series_dir.glob("*.json")) if self.series_dir.is_dir() else []
             for shard in shards:
                 table = self._read_shard(shard)
-                old = [rid for rid, doc in table.items() if (_started(doc) or cutoff) < cutoff]
+                old = [rid for rid, doc in table.items() if (started(doc) or cutoff) < cutoff]
                 if old:
                     for rid in old:
                         del table[rid]
@@ -523,7 +400,7 @@ class Store:
     def _resolve(self, table: dict[str, Any], key: str, what: str) -> str:
         if key in table:
             return key
-        hits = [rid for rid in table if rid.startswith(key)] if key else []
+        hits = [rid for rid in list(table) if rid.startswith(key)] if key else []
         if len(hits) == 1:
             return hits[0]
         if not hits:
@@ -536,12 +413,12 @@ class Store:
 
     def get_run(self, id_or_prefix: str) -> dict[str, Any]:
         runs = self._table(RUNS)
-        return _copy(runs[self._resolve(runs, id_or_prefix, "run")])
+        return copy_doc(runs[self._resolve(runs, id_or_prefix, "run")])
 
     def get_session(self, session_id: str) -> dict[str, Any] | None:
         sessions = self._table(SESSIONS)
         try:
-            return _copy(sessions[self._resolve(sessions, session_id, "session")])
+            return copy_doc(sessions[self._resolve(sessions, session_id, "session")])
         except StoreError:
             return None
 
@@ -550,46 +427,77 @@ class Store:
 
         Sessions known only from their runs (imported records) count too.
         """
-        ids = dict.fromkeys(self._table(SESSIONS))
-        ids.update(dict.fromkeys(r.get("session_id") for r in self._table(RUNS).values()))
+        ids = dict.fromkeys(list(self._table(SESSIONS)))
+        ids.update(dict.fromkeys(r.get("session_id") for r in list(self._table(RUNS).values())))
         ids.pop(None, None)
         return self._resolve(ids, id_or_prefix, "session")
 
     def sessions(self) -> list[dict[str, Any]]:
-        return [_copy(s) for s in self._table(SESSIONS).values()]
+        return [copy_doc(s) for s in list(self._table(SESSIONS).values())]
 
     def sessions_by_id(self) -> dict[str, dict[str, Any]]:
-        """The sessions table itself, by id: cached documents, read-only (no copies)."""
-        return self._table(SESSIONS)
+        """The sessions by id: cached documents, read-only (the dict is a snapshot, the
+        documents are not copies)."""
+        return dict(self._table(SESSIONS))
+
+    def distinct(self, field: str) -> list[str]:
+        runs = list(self._table(RUNS).values())
+        return sorted({str(r.get(field)) for r in runs if r.get(field)})
 
     def series(self, run_id: str) -> dict[str, Any] | None:
+        return self.series_many([run_id]).get(run_id)
+
+    def series_many(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The series of many runs (``store copy``), each session shard read once."""
         runs = self._table(RUNS)
-        record = runs.get(run_id)
-        if record is None:
-            return None
-        pending = self._storage.side(SERIES).get(run_id)
-        if pending is not None:
-            doc = _copy(pending)
-        else:
-            doc = self._read_shard(self._shard(record.get("session_id"))).get(run_id)
-        if doc is None:
-            return None
-        doc.pop("started_at", None)
-        return doc
+        pending = self._storage.side(SERIES)
+        found: dict[str, dict[str, Any]] = {}
+        by_shard: dict[Path, list[str]] = {}
+        for rid in run_ids:
+            record = runs.get(rid)
+            if record is None:
+                continue
+            if rid in pending:
+                found[rid] = copy_doc(pending[rid])
+            else:
+                by_shard.setdefault(self._shard(record.get("session_id")), []).append(rid)
+        for shard, rids in by_shard.items():
+            table = self._read_shard(shard)
+            found.update({rid: copy_doc(table[rid]) for rid in rids if rid in table})
+        for doc in found.values():
+            doc.pop("started_at", None)
+        return found
 
     def query(self, q: RunQuery | None = None) -> list[dict[str, Any]]:
         """Runs matching ``q``, sorted (newest first by default), at most ``q.limit``."""
         q = q or RunQuery()
-        hits = self._matching(q)
         field = q.sort or "-started_at"
+        if q.limit is not None and field.lstrip("-+") == "started_at" and unfiltered(q):
+            runs = self._table(RUNS)
+            ids = self._by_start.page(runs, descending=field.startswith("-"),
+                                      offset=max(q.offset, 0), limit=max(q.limit, 0))  # fmt: skip
+            return [dict(runs[rid]) for rid in ids]
+        hits = self._matching(q)
         descending = field.startswith("-")
-        key = _sort_key(field.lstrip("-+"))
+        key = sort_key(field.lstrip("-+"))
         keyed = [(key(r), r) for r in hits]
         present = [kr for kr in keyed if kr[0][0] == 0]
-        present.sort(key=lambda kr: kr[0], reverse=descending)
-        ordered = [r for _, r in present] + [r for k, r in keyed if k[0] == 1]
+        start = max(q.offset, 0)
+        wanted = None if q.limit is None else start + max(q.limit, 0)
+        if wanted is not None and wanted * 8 < len(present):
+            # One page of many runs (the history's first page): a partial selection instead
+            # of sorting them all. nlargest/nsmallest equal sorted(...)[:n], ties included.
+            pick = heapq.nlargest if descending else heapq.nsmallest
+            present = pick(wanted, present, key=lambda kr: kr[0])
+        else:
+            present.sort(key=lambda kr: kr[0], reverse=descending)
+        ordered = [r for _, r in present]
+        if wanted is None or len(ordered) < wanted:
+            ordered += [r for k, r in keyed if k[0] == 1]
         if q.limit is not None:
-            ordered = ordered[: max(q.limit, 0)]
+            ordered = ordered[start : start + max(q.limit, 0)]
+        elif start:
+            ordered = ordered[start:]
         # Top-level copies: cheap, and enough to keep a caller's edits out of the file (the
         # storage writes each stored document's own cached bytes). Nested objects are shared
         # with the cache: treat them as read-only, or use get_run() for a deep copy.
@@ -641,23 +549,26 @@ class Store:
             checks.append(on_machine)
         if q.since:
             since = parse_when(q.since)
-            checks.append(lambda r: (_started(r) or since) >= since and _started(r) is not None)
+            checks.append(lambda r: (started(r) or since) >= since and started(r) is not None)
         if q.until:
             until = parse_when(q.until, end=True)
-            checks.append(lambda r: (_started(r) or until) <= until and _started(r) is not None)
+            checks.append(lambda r: (started(r) or until) <= until and started(r) is not None)
         if q.min_score is not None:
-            checks.append(lambda r: _score_at_least(r, q.min_score))
+            checks.append(lambda r: score_at_least(r, q.min_score))
         needle = q.search.casefold() if q.search else None
         hay = self._hay
         hits = []
-        for rid, record in runs.items():
+        # A snapshot of the keys (inserts add to the dict in place); keys, not items: 100,000
+        # fresh tuples would wake the cyclic GC, which then walks every cached run.
+        for rid in list(runs):
+            record = runs[rid]
             if needle is not None:
                 text = hay.get(rid)
                 if text is None:
-                    text = hay[rid] = _haystack(record)
+                    text = hay[rid] = haystack(record)
                 if needle not in text:
                     continue
-            if all(check(record) for check in checks):
+            if not checks or all(check(record) for check in checks):
                 hits.append(record)
         return hits
 

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.theme import BUILTIN_THEMES
 
 from ..backends import BackendPool
-from ..config import data_dir, db_path
+from ..config import data_dir
 from ..safe_text import notify_inert
 from .dashboard import Dashboard
 from .settings import Settings, SettingsError, load_themes
@@ -115,7 +115,7 @@ def _no_mouse(choice: bool | None) -> bool:
 def build_app(args: Any) -> LLMBenchApp:
     """The app with its store, pool, telemetry hub and settings; raises ``SystemExit``-free
     ``ValueError`` with one sentence when something cannot be opened."""
-    from ..store import Store, StoreError, freeze_loaded_runs
+    from ..store import StoreError, freeze_loaded_runs, open_store
 
     try:
         settings = Settings.load()
@@ -127,7 +127,8 @@ def build_app(args: Any) -> LLMBenchApp:
         if theme not in known:
             raise ValueError(f"unknown theme {theme!r}: choose one of {', '.join(sorted(known))}")
     try:
-        store = Store(db_path(getattr(args, "data_dir", None)))
+        store = open_store(getattr(args, "store", None), getattr(args, "data_dir", None),
+                           spool_when_away=True)
     except StoreError as exc:
         raise ValueError(str(exc)) from None
 

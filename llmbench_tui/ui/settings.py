@@ -68,6 +68,7 @@ class Settings:
     theme: str | None = None
     keys: dict[str, str] = field(default_factory=dict)
     recent_prompts: list[str] = field(default_factory=list)
+    store: str | None = None  # where runs go (config.store_setting reads it); kept on save
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
@@ -87,7 +88,10 @@ class Settings:
             raise SettingsError(f"{path}: recent_prompts must be a list of strings")
         if theme is not None and not isinstance(theme, str):
             raise SettingsError(f"{path}: theme must be a string")
-        return cls(path, theme, dict(keys), list(recent))
+        store = data.get("store")
+        if store is not None and not isinstance(store, str):
+            raise SettingsError(f"{path}: store must be a string (a path or a postgresql:// URL)")
+        return cls(path, theme, dict(keys), list(recent), store)
 
     def remember_prompt(self, prompt: str) -> None:
         if not prompt.strip():
@@ -102,6 +106,8 @@ class Settings:
             "# recent prompts change ([keys] is kept as written).",
             "",
         ]
+        if self.store:
+            lines.append(f"store = {_toml_str(self.store)}")
         if self.theme:
             lines.append(f"theme = {_toml_str(self.theme)}")
         lines.append("recent_prompts = [")

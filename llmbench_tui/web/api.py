@@ -24,7 +24,7 @@ from urllib.parse import quote
 import orjson
 
 from llmbench_tui.commands.common import add_filters, inert_json, query_from
-from llmbench_tui.store import RunQuery, Store, StoreError, parse_when
+from llmbench_tui.store import RunQuery, RunStore, StoreError, parse_when
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
@@ -135,11 +135,11 @@ def parse_runs_query(params: Mapping[str, Sequence[str]]) -> tuple[RunQuery, int
         offset = _int("offset", offset_text, 0)
     elif page_text is not None:
         offset = (_int("page", page_text, 1) - 1) * limit
-    query.limit = offset + limit
+    query.limit, query.offset = limit, offset  # paged by the store (in SQL on a database)
     return query, offset, limit
 
 
-def list_runs(store: Store, params: Mapping[str, Sequence[str]]) -> Reply:
+def list_runs(store: RunStore, params: Mapping[str, Sequence[str]]) -> Reply:
     """``GET /api/runs``: one page of matching runs (newest first unless ``sort`` says
     otherwise) and how many match in all."""
     try:
@@ -147,7 +147,7 @@ def list_runs(store: Store, params: Mapping[str, Sequence[str]]) -> Reply:
     except BadParameter as exc:
         return exc.reply()
     try:
-        page = store.query(query)[offset:]
+        page = store.query(query)
         total = store.count(query)
     except StoreError as exc:
         return _unavailable(exc)
@@ -157,7 +157,7 @@ def list_runs(store: Store, params: Mapping[str, Sequence[str]]) -> Reply:
     })  # fmt: skip
 
 
-def get_run(store: Store, run_id: str) -> Reply:
+def get_run(store: RunStore, run_id: str) -> Reply:
     """``GET /api/runs/{id}``: one full record (an id or an unambiguous prefix, as ``show``)."""
     try:
         return Reply(200, store.get_run(run_id))
@@ -167,7 +167,7 @@ def get_run(store: Store, run_id: str) -> Reply:
         return _unavailable(exc)
 
 
-def get_session(store: Store, session_id: str) -> Reply:
+def get_session(store: RunStore, session_id: str) -> Reply:
     """``GET /api/sessions/{id}``: the session as stored (environment, plan; ``null`` for a
     session known only from imported runs), with how many runs it has and where to list them."""
     try:
@@ -191,9 +191,9 @@ def not_found(path: str) -> Reply:
     return Reply(404, {"error": f"no such endpoint: {path}"})
 
 
-def _without_path(store: Store, exc: StoreError) -> str:
+def _without_path(store: RunStore, exc: StoreError) -> str:
     """The store's sentence minus the database path (a client needs the id, not the file)."""
-    return str(exc).replace(f" in {store.path}", "")
+    return str(exc).replace(f" in {store.location}", "")
 
 
 def _unavailable(exc: StoreError) -> Reply:

@@ -27,6 +27,8 @@ Added:
 - The page's websocket URL is built from the request's own ``Host`` (textual-serve uses the bind
   address, so a page opened as ``localhost`` would talk to ``127.0.0.1``, another origin).
 - Log lines are made inert (request lines carry client-chosen text).
+- With a token (``--public``, or ``--token``): every route behind ``auth.TokenAuth``'s
+  middleware (Bearer header or the login cookie; 401 otherwise).
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ from aiohttp import web
 from textual_serve.server import Server, to_int
 
 from llmbench_tui.safe_text import one_line, strip_controls
-from llmbench_tui.store import Store, StoreError
+from llmbench_tui.store import RunStore, StoreError
 from llmbench_tui.web import api, metrics
+from llmbench_tui.web.auth import TokenAuth
 
 log = logging.getLogger("llmbench.serve")
 
@@ -80,6 +83,11 @@ def is_loopback_name(name: str) -> bool:
         return False
 
 
+def _is_api(path: str) -> bool:
+    """Paths that answer JSON (or metrics) rather than pages: errors there are not HTML."""
+    return path.startswith("/api/") or path == "/metrics"
+
+
 def json_response(reply: api.Reply) -> web.Response:
     return web.Response(
         status=reply.status,
@@ -103,18 +111,20 @@ class LLMBenchServer(Server):
         self,
         command: str,
         *,
-        store: Store,
+        store: RunStore,
         host: str = "127.0.0.1",
         port: int = 8000,
         loopback_only: bool = True,
         max_sessions: int = 8,
         title: str = "llmbench",
+        token: str | None = None,
     ) -> None:
         super().__init__(command, host=host, port=port, title=title)
         self.store = store
         self.loopback_only = loopback_only
         self.max_sessions = max_sessions
         self.sessions = 0
+        self.auth = TokenAuth(token, is_api=_is_api) if token else None
 
     # -- textual-serve hooks ---------------------------------------------------------------
 
@@ -126,6 +136,9 @@ class LLMBenchServer(Server):
     async def _make_app(self) -> web.Application:
         app = await super()._make_app()
         app.middlewares.append(self._guard)
+        if self.auth is not None:  # after the Host check, before every route (present or added)
+            app.middlewares.append(self.auth.middleware)
+            app.add_routes(self.auth.routes())
         app.on_response_prepare.append(self._add_headers)
         app.add_routes([
             web.get("/api/runs", self.handle_runs, name="api-runs"),
@@ -165,7 +178,7 @@ class LLMBenchServer(Server):
         print(f"llmbench serve: the dashboard at {base}/", flush=True)
         print(f"llmbench serve: JSON at {base}/api/runs, metrics at {base}/metrics, HTML "
               f"reports at {base}/report?session=ID (the /api/runs filters)", flush=True)
-        print(f"llmbench serve: data {self.store.path}; Ctrl+C to stop", flush=True)
+        print(f"llmbench serve: data {self.store.location}; Ctrl+C to stop", flush=True)
 
     async def handle_index(self, request: web.Request) -> web.StreamResponse:  # type: ignore[override]
         """textual-serve's page, pointed at this request's own host (checked by ``_guard``)."""
@@ -236,7 +249,7 @@ class LLMBenchServer(Server):
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        is_api = request.path.startswith("/api/") or request.path == "/metrics"
+        is_api = _is_api(request.path)
         name = host_name(request.host)
         refusal = None
         if name is None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from textual.app import App
 
-from ...config import db_path
-from ...store import Store, StoreError, freeze_loaded_runs
+from ...config import data_dir as config_data_dir
+from ...store import RunStore, StoreError, freeze_loaded_runs, open_store
 from .screen import HistoryScreen
 
 
@@ -17,7 +17,7 @@ class HistoryApp(App):
 
     TITLE = "llmbench history"
 
-    def __init__(self, store: Store, data_dir: Path) -> None:
+    def __init__(self, store: RunStore, data_dir: Path) -> None:
         super().__init__()
         self.store = store
         self.data_dir = data_dir
@@ -27,17 +27,17 @@ class HistoryApp(App):
         self.push_screen(screen, lambda _result: self.exit(0))
 
 
-def run_history_app(data_dir: str | Path | None) -> int:
-    """Open the history screen over ``data_dir``'s database; the exit status for the CLI."""
-    path = db_path(data_dir)
+def run_history_app(data_dir: str | Path | None, location: str | None = None) -> int:
+    """Open the history screen over the store ``location`` names (``--store``; default the
+    data directory's); the exit status for the CLI."""
     try:
-        store = Store(path)
+        store = open_store(location, data_dir)
     except StoreError as exc:
         print(f"llmbench: {exc}", file=sys.stderr)
         return 2
     freeze_loaded_runs()
     try:
-        result = HistoryApp(store, path.parent).run()
+        result = HistoryApp(store, config_data_dir(data_dir)).run()
     finally:
         store.close()
     return result if isinstance(result, int) else 0

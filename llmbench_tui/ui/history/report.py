@@ -13,7 +13,7 @@ from llmbench_tui.exporting import self_contained
 from llmbench_tui.report import ReportError, build, write_html
 from llmbench_tui.report.select import describe_selection
 from llmbench_tui.safe_text import notify_inert
-from llmbench_tui.store import RunQuery, Store, StoreError
+from llmbench_tui.store import RunQuery, RunStore, StoreError
 
 
 def report_path(folder: Path | None) -> Path:
@@ -21,7 +21,7 @@ def report_path(folder: Path | None) -> Path:
     return (folder or Path.cwd()) / f"llmbench-report-{stamp}.html"
 
 
-def write_report(app: App, store: Store, marked: list[dict[str, Any]], query: RunQuery,
+def write_report(app: App, store: RunStore, marked: list[dict[str, Any]], query: RunQuery,
                  path: Path) -> None:  # fmt: skip
     """Write the report off the event loop; the outcome is told through the app (the user may
     have left the history by then)."""

@@ -37,9 +37,10 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
+from ... import config
 from ...exporting import self_contained, write_export
 from ...safe_text import notify_inert, one_line, strip_controls
-from ...store import RunQuery, Store, StoreError
+from ...store import RunQuery, RunStore, StoreError
 from ..clipboard import copy_text
 from ..compare_view import CompareScreen
 from ..run_detail import RunDetailScreen
@@ -108,10 +109,10 @@ class HistoryScreen(Screen):
         Binding("escape,q", "close", "Back"),
     ]
 
-    def __init__(self, store: Store, *, data_dir: Path | None = None, can_rerun: bool = True):
+    def __init__(self, store: RunStore, *, data_dir: Path | None = None, can_rerun: bool = True):
         super().__init__()
         self.store = store
-        self.data_dir = data_dir or store.path.parent
+        self.data_dir = data_dir or config.data_dir()
         self.can_rerun = can_rerun
         self.search = ""
         self.filters = Filters()
@@ -175,12 +176,12 @@ class HistoryScreen(Screen):
         path = COLUMN_BY_KEY[self.sort_key].path
         return f"-{path}" if self.descending else path
 
-    def run_query(self, limit: int | None) -> RunQuery:
+    def run_query(self, limit: int | None, offset: int = 0) -> RunQuery:
         f = self.filters
         return RunQuery(
             search=self.search or None, model=f.model, backend=f.backend, host=f.host,
             status=f.status, session_id=f.session_id, since=f.since, until=f.until,
-            machine=f.machine, min_score=f.min_score, sort=self.sort, limit=limit,
+            machine=f.machine, min_score=f.min_score, sort=self.sort, limit=limit, offset=offset,
         )  # fmt: skip
 
     def reload(self) -> None:
@@ -188,7 +189,9 @@ class HistoryScreen(Screen):
         if self.group_mode:
             self._query(self.run_query(None), self.group_mode, 0)
         else:
-            self._query(self.run_query((self.page + 1) * PAGE + 1), None, self.page)
+            # One page (and one run more, to know there is a next) from the store: a database
+            # pages in SQL, so a late page costs what the first does.
+            self._query(self.run_query(PAGE + 1, self.page * PAGE), None, self.page)
 
     @work(thread=True, exclusive=True, group="history-query")
     def _query(self, query: RunQuery, group_mode: str | None, page: int) -> None:
@@ -202,18 +205,18 @@ class HistoryScreen(Screen):
         try:
             found = self.store.query(query)
             cut = query.limit is not None and len(found) >= query.limit
-            total = self.store.count(query) if cut else len(found)
+            total = self.store.count(query) if cut else query.offset + len(found)
         except StoreError as exc:
             if not worker.is_cancelled:
                 self.app.call_from_thread(self._query_failed, str(exc))
             return
-        rows = found[page * PAGE : (page + 1) * PAGE] if not group_mode else found
+        rows = found[:PAGE] if not group_mode else found
         with contextlib.suppress(StoreError):  # then the machine column says "-", that is all
             self._with_machines(rows)
         groups = group_runs(found, group_mode) if group_mode else None
         result = _Result(
             rows=rows,
-            more=len(found) > (page + 1) * PAGE and not group_mode,
+            more=len(found) > PAGE and not group_mode,
             total=total,
             groups=groups,
             query_ms=(time.perf_counter() - start) * 1000,
@@ -433,15 +436,12 @@ class HistoryScreen(Screen):
     def _load_choices(self, open_after: bool) -> None:
         """Distinct models, backends, hosts and statuses: needs every run, so it is done once
         (in the background after the first page is shown) and again only after a delete."""
-        try:
-            everything = self.store.query(RunQuery(sort="model"))
+        try:  # asked of the store: a database answers without sending every run
+            choices = {name: self.store.distinct(name)
+                       for name in ("model", "backend", "host", "status")}  # fmt: skip
         except StoreError as exc:
             self.app.call_from_thread(self._choices_failed, str(exc))
             return
-        choices = {
-            name: sorted({str(r.get(name)) for r in everything if r.get(name)})
-            for name in ("model", "backend", "host", "status")
-        }
         try:
             machines = self.store.machines()
         except StoreError:
