@@ -458,7 +458,7 @@ _SOFTWARE = (("gpu_driver", "GPU driver"), ("kernel", "kernel"), ("os", "OS"))
 def machine_key(record: dict[str, Any], machine: dict[str, Any] | None) -> str | None:
     """Which machine did the work: the run's own (its session's) for local and in-process runs;
     for a model served by another host, that host (the session's machine only sent requests)."""
-    from llmbench_tui.engine.efficiency import is_local_host
+    from llmbench_tui.telemetry.efficiency import is_local_host
 
     host = record.get("host")
     if isinstance(host, str) and not is_local_host(host):
@@ -488,7 +488,7 @@ def record_machines(
 
 def machine_label(key: str, block: dict[str, Any] | None) -> str:
     """One line for a machine key: the machine line, or the remote host it names."""
-    from llmbench_tui.engine.environment import machine_line
+    from llmbench_tui.telemetry.environment import machine_line
 
     if key == "?":
         return "an unknown machine (runs without a session)"
@@ -555,7 +555,7 @@ def compare_machines(
     (``machine_key``); each machine is compared with the reference one (``against``: host name,
     CPU or id prefix; default the machine with the most runs), paired by model, prompt, backend
     and concurrency."""
-    from llmbench_tui.engine.environment import machine_matches
+    from llmbench_tui.telemetry.environment import machine_matches
 
     runs: dict[str, dict[str, Any]] = {}
     for ref in models:
@@ -611,7 +611,7 @@ def condition_notes(
     other work (``efficiency.conditions.busy``) or hold physically impossible figures
     (``efficiency.implausible``): a difference resting on them is not the hardware's or the
     software's."""
-    from llmbench_tui.engine.conditions import BUSY_OTHER_CPU_PCT
+    from llmbench_tui.telemetry.conditions import BUSY_OTHER_CPU_PCT
 
     notes = []
     for name, records in zip(names, (a, b), strict=True):

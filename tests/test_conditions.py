@@ -20,17 +20,17 @@ import time
 import psutil
 import pytest
 
-from llmbench_tui.engine.conditions import (
+from llmbench_tui.engine.runner import Engine, Plan
+from llmbench_tui.schema import ModelSpec, Options, PromptSpec, RunRecord
+from llmbench_tui.telemetry.conditions import (
     BUSY_OTHER_CPU_PCT,
     busy_warning,
     measure,
     wait_idle,
 )
-from llmbench_tui.engine.efficiency import derive
-from llmbench_tui.engine.runner import Engine, Plan
-from llmbench_tui.engine.sampler import ProcessTarget
-from llmbench_tui.engine.telemetry import TelemetryHub
-from llmbench_tui.schema import ModelSpec, Options, PromptSpec, RunRecord
+from llmbench_tui.telemetry.efficiency import derive
+from llmbench_tui.telemetry.sampler import ProcessTarget
+from llmbench_tui.telemetry.telemetry import TelemetryHub
 
 CPUS = psutil.cpu_count() or 1
 

@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 
 from llmbench_tui.commands import calibrate
-from llmbench_tui.engine.efficiency import (
+from llmbench_tui.schema import RunRecord
+from llmbench_tui.telemetry.efficiency import (
     Rapl,
     counter_between,
     cpu_peak_gb_s,
     derive,
     power_between,
 )
-from llmbench_tui.engine.nvml import GpuReading, Nvml
-from llmbench_tui.engine.sampler import Sample
-from llmbench_tui.engine.telemetry import TelemetryHub
-from llmbench_tui.schema import RunRecord
+from llmbench_tui.telemetry.nvml import GpuReading, Nvml
+from llmbench_tui.telemetry.sampler import Sample
+from llmbench_tui.telemetry.telemetry import TelemetryHub
 
 MAX_RANGE = 262_143_328_850
 

@@ -16,8 +16,9 @@ import pytest
 
 from llmbench_tui.backends import BackendPool
 from llmbench_tui.backends.base import ModelInfo
-from llmbench_tui.engine.efficiency import Rapl
-from llmbench_tui.engine.environment import (
+from llmbench_tui.schema import ModelSpec
+from llmbench_tui.telemetry.efficiency import Rapl
+from llmbench_tui.telemetry.environment import (
     HASH_CACHE_FILE,
     _vram,
     embedded_path,
@@ -25,9 +26,8 @@ from llmbench_tui.engine.environment import (
     git_revision,
     machine_block,
 )
-from llmbench_tui.engine.nvml import MIB, Nvml
-from llmbench_tui.engine.telemetry import TelemetryHub
-from llmbench_tui.schema import ModelSpec
+from llmbench_tui.telemetry.nvml import MIB, Nvml
+from llmbench_tui.telemetry.telemetry import TelemetryHub
 
 
 def _rapl_packages_here() -> list[str]:

@@ -16,12 +16,12 @@ from store_helpers import run
 
 from llmbench_tui.commands import compare, export, history, import_, show
 from llmbench_tui.compare import machine_notes, record_machines
-from llmbench_tui.engine.environment import _cpu_model, machine_block, machine_matches
 from llmbench_tui.engine.runner import Engine, Plan
-from llmbench_tui.engine.telemetry import TelemetryHub
 from llmbench_tui.exporting import read_records
 from llmbench_tui.schema import ModelSpec, PromptSpec
 from llmbench_tui.store import RunQuery, Store
+from llmbench_tui.telemetry.environment import _cpu_model, machine_block, machine_matches
+from llmbench_tui.telemetry.telemetry import TelemetryHub
 
 
 def cli(module, argv, capsys):

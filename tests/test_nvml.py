@@ -15,9 +15,9 @@ from typing import Any
 import pynvml
 import pytest
 
-from llmbench_tui.engine.efficiency import Rapl
-from llmbench_tui.engine.nvml import MIB, Nvml
-from llmbench_tui.engine.telemetry import TelemetryHub
+from llmbench_tui.telemetry.efficiency import Rapl
+from llmbench_tui.telemetry.nvml import MIB, Nvml
+from llmbench_tui.telemetry.telemetry import TelemetryHub
 
 NOT_SUPPORTED = pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
 NO_PERMISSION = pynvml.NVMLError(pynvml.NVML_ERROR_NO_PERMISSION)
@@ -119,13 +119,13 @@ class Missing:
 
 
 def test_no_library_gives_no_gpus_and_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="llmbench_tui.engine.nvml")
+    caplog.set_level(logging.INFO, logger="llmbench_tui.telemetry.nvml")
     nvml = Nvml(lib=Missing())
     assert nvml.open() == []
     assert nvml.read() == []
     assert nvml.open() == []
     assert nvml.driver_version is None
-    lines = [r for r in caplog.records if r.name == "llmbench_tui.engine.nvml"]
+    lines = [r for r in caplog.records if r.name == "llmbench_tui.telemetry.nvml"]
     assert len(lines) == 1
     assert "no NVIDIA GPU telemetry" in lines[0].getMessage()
 

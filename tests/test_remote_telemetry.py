@@ -23,16 +23,16 @@ from ollama_server import FakeModel
 
 from llmbench_tui.backends.ollama import loaded_model, read_ps
 from llmbench_tui.commands.batch import telemetry_urls
-from llmbench_tui.engine.remote_telemetry import (
+from llmbench_tui.engine.runner import Engine, Plan
+from llmbench_tui.schema import ModelSpec, PromptSpec, Suite
+from llmbench_tui.store import Store
+from llmbench_tui.telemetry.remote_telemetry import (
     RemoteSource,
     RemoteTelemetry,
     filter_exposition,
     parse,
 )
-from llmbench_tui.engine.runner import Engine, Plan
-from llmbench_tui.engine.telemetry import TelemetryHub
-from llmbench_tui.schema import ModelSpec, PromptSpec, Suite
-from llmbench_tui.store import Store
+from llmbench_tui.telemetry.telemetry import TelemetryHub
 
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 

