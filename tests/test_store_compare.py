@@ -17,8 +17,8 @@ from llmbench_tui.compare import (
     group_key,
     parse_rule,
     ungated,
-    welch,
 )
+from llmbench_tui.engine.stats import welch
 from llmbench_tui.exporting import ExportError, read_records, render, write_export
 
 # Wikipedia "Welch's t-test", example 1: t = -2.46, df = 24.9, p = 0.021.
