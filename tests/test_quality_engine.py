@@ -49,7 +49,7 @@ async def test_ok_runs_scored_after_the_round_failed_runs_not(ollama_server, mon
     real = runner.score_answer
 
     def spy(answer, checks, **kw):
-        scored_while_streaming.append(len(engine._streams))
+        scored_while_streaming.append(len(engine.streams))
         return real(answer, checks, **kw)
 
     monkeypatch.setattr(runner, "score_answer", spy)

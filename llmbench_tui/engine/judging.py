@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backends import BackendPool
 from ..backends.base import BackendError, Message, TextChunk
@@ -46,6 +46,9 @@ from ..quality.judge import (
 from ..quality.judgement import Judgement, Verdict
 from ..quality.results import Quality
 from ..schema import ModelSpec, Options
+
+if TYPE_CHECKING:
+    from .session import EngineSession
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +300,7 @@ def _judge_checks_with_a_judge(plan: Any) -> bool:
     return any(check.judge is not None for checks in lists for check in judge_checks(checks))
 
 
-async def judge_session(engine: Any) -> int:
+async def judge_session(engine: EngineSession) -> int:
     """The engine's judging step, after every measured run of the session: grade, update the
     records in memory and in the store (``Store.update_quality``), publish ``RunJudged``.
     Returns how many runs were judged. Cancelling the engine stops it between or during calls
@@ -318,7 +321,9 @@ async def judge_session(engine: Any) -> int:
     return judged
 
 
-async def _grade_all(engine: Any, grader: Grader, jobs: list[Job], by_id: dict[str, Any]) -> int:
+async def _grade_all(
+    engine: EngineSession, grader: Grader, jobs: list[Job], by_id: dict[str, Any]
+) -> int:
     from .events import RunJudged
 
     judged = 0
@@ -326,7 +331,7 @@ async def _grade_all(engine: Any, grader: Grader, jobs: list[Job], by_id: dict[s
         if engine.cancelled:
             break
         task = asyncio.ensure_future(grader.grade(job))
-        engine._streams.add(task)  # Engine.cancel() cancels it like a stream
+        engine.streams.add(task)  # Engine.cancel() cancels it like a stream
         try:
             graded = await task
         except asyncio.CancelledError:
@@ -337,14 +342,14 @@ async def _grade_all(engine: Any, grader: Grader, jobs: list[Job], by_id: dict[s
             log.exception("judging run %s failed", job.run_id)
             continue
         finally:
-            engine._streams.discard(task)
+            engine.streams.discard(task)
         if graded is None:
             continue
         rec = by_id[job.run_id]
         rec.quality = graded.quality
-        await engine._store_call("update_quality", rec.id, graded.quality.model_dump(mode="json"))
+        await engine.save_quality(rec.id, graded.quality.model_dump(mode="json"))
         judged += 1
-        engine._emit(RunJudged(record=rec, index=judged, total=len(jobs)))
+        engine.emit(RunJudged(record=rec, index=judged, total=len(jobs)))
     return judged
 
 

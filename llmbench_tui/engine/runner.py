@@ -47,12 +47,14 @@ from ..backends.base import (
     Unreachable,
     now_ns,
 )
+from ..conversations import ConversationSpec
 from ..quality import score_answer
 from ..schema import ModelSpec, Options, PromptSpec, RunRecord, Suite, Tokens
 from .conversation import conversation_runs, run_conversations, warm_up
 from .events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished, SessionStarted
-from .judging import judge_config, judge_session
-from .slots import ModelFailed, Slot
+from .judging import JudgeConfig, judge_config, judge_session
+from .session import RunSink, TelemetrySource
+from .slots import ModelFailed, Outcome, Slot
 from .stats import summarize
 from .timing import NS, Arrivals, client_timings
 from .workload import (
@@ -83,8 +85,8 @@ class Plan:
     tags: list[str] = field(default_factory=list)
     name: str = "adhoc"
     allow_code_exec: bool = False  # quality: run python checks' tests (in the sandbox)
-    conversations: list[Any] = field(default_factory=list)  # conversations.ConversationSpec
-    judge: Any = None  # engine.judging.JudgeConfig: who grades answers after the session
+    conversations: list[ConversationSpec] = field(default_factory=list)
+    judge: JudgeConfig | None = None  # who grades answers after the session
     workload: Workload | None = None  # a size grid / sweep / LocalScore instead of ``prompts``
 
     @classmethod
@@ -146,19 +148,6 @@ class Plan:
 
 
 
-@dataclass(slots=True)
-class _Outcome:
-    """A finished run before it is stored: the record, its series, its window in time."""
-
-    record: RunRecord
-    series: dict[str, Any] | None = None
-    t_send: int | None = None
-    t_last: int | None = None
-    model_failed: bool = False
-
-
-
-
 class Engine:
     """Runs one plan. Create a new ``Engine`` per session."""
 
@@ -167,8 +156,8 @@ class Engine:
         plan: Plan,
         *,
         pool: BackendPool | None = None,
-        store: Any = None,
-        telemetry: Any = None,
+        store: RunSink | None = None,
+        telemetry: TelemetrySource | None = None,
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
         self.plan = plan
@@ -179,7 +168,7 @@ class Engine:
         self.on_event = on_event or (lambda _event: None)
         self.session_id = uuid.uuid4().hex
         self.records: list[RunRecord] = []
-        self._streams: set[asyncio.Task] = set()
+        self.streams: set[asyncio.Future[Any]] = set()  # what cancel() stops
         self._cancelled = False
         self._index = 0
         self._stored = True
@@ -192,7 +181,7 @@ class Engine:
         """Stop: running streams end as ``cancelled`` with their partial output; nothing new
         starts. Runs already finished are kept."""
         self._cancelled = True
-        for task in list(self._streams):
+        for task in list(self.streams):
             task.cancel()
 
     @property
@@ -204,7 +193,7 @@ class Engine:
     async def run(self) -> SessionFinished:
         plan = self.plan
         total = plan.total_runs()
-        self._emit(SessionStarted(
+        self.emit(SessionStarted(
                 session_id=self.session_id,
                 total_runs=total,
                 models=[m.label for m in plan.models],
@@ -232,10 +221,10 @@ class Engine:
             stored=self._stored,
             groups=summarize(self.records),
         )
-        self._emit(finished)
+        self.emit(finished)
         return finished
 
-    def _emit(self, event: Event) -> None:
+    def emit(self, event: Event) -> None:
         """Publish to the consumer; its bugs (a closed pipe under ``| head``, a widget error)
         must never turn into a failed run."""
         try:
@@ -275,12 +264,12 @@ class Engine:
                 return
             prompt = first if cell else plan.prompts[i % len(plan.prompts)]
             slot = Slot(spec, prompt, i, cold=True, cell=cell)
-            if await self._unload(slot):
-                await self._round([slot])
+            if await self.unload(slot):
+                await self.run_round([slot])
         for i in range(plan.warmup):
             if self._cancelled:
                 return
-            await self._round([Slot(spec, first, i, warmup=True, cell=cell)])
+            await self.run_round([Slot(spec, first, i, warmup=True, cell=cell)])
         if plan.workload is not None:
             await self._run_workload(spec, plan.workload)
             return
@@ -289,7 +278,7 @@ class Engine:
                 if self._cancelled:
                     return
                 slots = [Slot(spec, prompt, rep, stream=s) for s in range(plan.concurrency)]
-                await self._round(slots)
+                await self.run_round(slots)
         await run_conversations(self, spec)
 
     async def _run_workload(self, spec: ModelSpec, workload: Workload) -> None:
@@ -306,12 +295,12 @@ class Engine:
                         Slot(spec, prompt, rep, stream=s, cell=cell, level=level)
                         for s in range(level)
                     ]
-                    await self._round(slots)
+                    await self.run_round(slots)
                     if workload.prefix_cache and cell is not None and not self._cancelled:
                         repeat = cell_prompt(cell, repeat=True)
                         again = Slot(spec, repeat, rep, cell=cell, level=level, repeat=True)
                         again.built = slots[0].built
-                        await self._round([again])
+                        await self.run_round([again])
 
     async def _prepare(self, slots: list[Slot]) -> None:
         """Build the round's synthetic prompts (calibrating if need be) before any stream starts,
@@ -336,23 +325,23 @@ class Engine:
             except ValueError as exc:  # WorkloadError: no count to calibrate on
                 slot.prep_error = BackendError(f"cannot build the {slot.cell.test} prompt: {exc}")
 
-    async def _unload(self, slot: Slot) -> bool:
+    async def unload(self, slot: Slot) -> bool:
         """Unload before a cold run. When the backend cannot (OpenAI-compatible servers have
         no unload), the cold run is stored as an error with that sentence and not run at all:
         running it would store a warm run marked cold."""
         try:
             await self.pool.for_spec(slot.spec).unload(slot.spec)
         except BackendError as exc:
-            await self._finish(self._error_record(slot, exc), None)
+            await self.finish(self.error_record(slot, exc), None)
             if isinstance(exc, Unreachable | ModelNotFound):
                 raise ModelFailed from exc
             return False
         return True
 
-    async def _round(self, slots: list[Slot]) -> None:
+    async def run_round(self, slots: list[Slot]) -> None:
         """Run the slots' streams at once; aggregate throughput when there are several."""
         await self._prepare(slots)
-        outcomes = await asyncio.gather(*(self._run_one(s) for s in slots))
+        outcomes = await asyncio.gather(*(self.run_one(s) for s in slots))
         sweep = self.plan.workload is not None and self.plan.workload.sweep
         if len(slots) > 1 or (sweep and not (slots[0].warmup or slots[0].cold)):
             ok = [o.record for o in outcomes if o.record.status == "ok"]
@@ -371,12 +360,12 @@ class Engine:
                 }
         await self._score(slots, outcomes)
         for o in outcomes:
-            await self._finish(o.record, o.series)
+            await self.finish(o.record, o.series)
         failed = [o.record for o in outcomes if o.model_failed]
         if failed:
             raise ModelFailed(failed[0].error)
 
-    async def _score(self, slots: list[Slot], outcomes: list[_Outcome]) -> None:
+    async def _score(self, slots: list[Slot], outcomes: list[Outcome]) -> None:
         """Answer quality, once every stream of the round has ended (a scorer never shares the
         machine with a measured stream): each successful run's answer against its prompt's
         checks, on a worker thread (``tsc`` and the code sandbox take seconds). Failed, timed
@@ -395,11 +384,11 @@ class Engine:
             except Exception:
                 log.exception("scoring run %s failed", rec.id)
 
-    async def _finish(self, rec: RunRecord, series: dict[str, Any] | None) -> None:
+    async def finish(self, rec: RunRecord, series: dict[str, Any] | None) -> None:
         self._index += 1
         await self._store_call("add_run", rec.to_json(), series)
         self.records.append(rec)
-        self._emit(RunFinished(record=rec, index=self._index, total_runs=self.plan.total_runs()))
+        self.emit(RunFinished(record=rec, index=self._index, total_runs=self.plan.total_runs()))
 
     async def _store_call(self, method: str, *args: Any) -> None:
         """Store writes run on a thread (they fsync); a failure is logged, never fatal: the
@@ -412,13 +401,18 @@ class Engine:
             self._stored = False
             log.error("could not store %s: %s", method, exc)
 
+    async def save_quality(self, run_id: str, quality: dict[str, Any]) -> None:
+        """A run's quality block graded after it was stored (the judge), written like every
+        store call."""
+        await self._store_call("update_quality", run_id, quality)
+
     # ----------------------------------------------------------------- one run
 
-    async def _run_one(self, slot: Slot) -> _Outcome:
+    async def run_one(self, slot: Slot) -> Outcome:
         plan = self.plan
         run_id = uuid.uuid4().hex
         spec, prompt = slot.spec, slot.prompt
-        self._emit(
+        self.emit(
             RunStarted(
                 run_id=run_id,
                 session_id=self.session_id,
@@ -442,9 +436,9 @@ class Engine:
             if slot.prep_error is not None:
                 raise slot.prep_error
         except BackendError as exc:
-            rec = self._error_record(slot, exc, run_id=run_id, started_at=started_at)
+            rec = self.error_record(slot, exc, run_id=run_id, started_at=started_at)
             failed = slot.prep_error is None or isinstance(exc, Unreachable | ModelNotFound)
-            return _Outcome(rec, model_failed=failed)
+            return Outcome(rec, model_failed=failed)
         if self.telemetry is not None:
             self.telemetry.watch(spec, backend)
 
@@ -456,7 +450,7 @@ class Engine:
         else:
             stream = backend.stream(spec, prompt.text, options, history=slot.history)
         task = asyncio.ensure_future(self._consume(stream, arrivals, run_id, primed))
-        self._streams.add(task)
+        self.streams.add(task)
         status, error, final = "ok", None, None
         model_failed = False
         try:
@@ -475,7 +469,7 @@ class Engine:
             log.exception("unexpected failure in %s", spec.label)
             status, error = "error", f"unexpected error from the {spec.backend} backend: {exc!r}"
         finally:
-            self._streams.discard(task)
+            self.streams.discard(task)
         t_last = final.t_ns if final else (arrivals.times[-1] if arrivals.times else now_ns())
 
         if final is not None and final.output_tokens is not None:
@@ -524,7 +518,7 @@ class Engine:
         series: dict[str, Any] = {"arrivals_s": arrivals.offsets_s()}
         if self.telemetry is not None:
             await self._add_telemetry(rec, series, spec, t_send, t_last)
-        return _Outcome(rec, series, t_send, t_last, model_failed)
+        return Outcome(rec, series, t_send, t_last, model_failed)
 
     async def _add_telemetry(
         self, rec: RunRecord, series: dict, spec: ModelSpec, t0: int, t1: int
@@ -555,7 +549,7 @@ class Engine:
         plan = self.plan
         loop = asyncio.get_running_loop()
         ttft, stall = plan.ttft_timeout_s, plan.stall_timeout_s
-        emit = self._emit
+        emit = self.emit
         final: FinalChunk | None = None
         add = arrivals.add
         try:
@@ -636,7 +630,7 @@ class Engine:
             rec.conversation_id, rec.turn, rec.concurrency = slot.conversation_id, slot.turn, 1
         return rec
 
-    def _error_record(
+    def error_record(
         self,
         slot: Slot,
         exc: BaseException,

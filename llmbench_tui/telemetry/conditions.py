@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 
 from .efficiency import BUSY_OTHER_CPU_PCT, busy_warning
-from .sampler import ProcessTarget, _cpu_busy, serving_pids
+from .sampler import ProcessTarget, cpu_busy, serving_pids
 
 __all__ = [
     "BUSY_OTHER_CPU_PCT", "IDLE_OTHER_CPU_PCT", "Busy", "busy_warning", "load_avg", "measure",
@@ -146,7 +146,7 @@ def measure(
     excluded |= _excluded(targets)  # runners started meanwhile
     cpu1, ours1, t1 = psutil.cpu_times(), _cpu_seconds(excluded), time.monotonic()
     procs1 = _process_times()
-    (b0, tot0), (b1, tot1) = _cpu_busy(cpu0), _cpu_busy(cpu1)
+    (b0, tot0), (b1, tot1) = cpu_busy(cpu0), cpu_busy(cpu1)
     busy, total = max(0.0, b1 - b0), max(0.0, tot1 - tot0)
     cpus = psutil.cpu_count() or 1
     # A process started meanwhile is counted from 0: all its CPU time fell in the window.

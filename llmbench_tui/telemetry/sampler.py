@@ -87,7 +87,7 @@ class ProcessTarget:
         return cls("none")
 
 
-def _cpu_busy(times: Any) -> tuple[float, float]:
+def cpu_busy(times: Any) -> tuple[float, float]:
     """(busy, total) seconds of one ``scputimes``; guest time is already inside user/nice."""
     total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
     idle = times.idle + getattr(times, "iowait", 0.0)
@@ -359,7 +359,7 @@ class Sampler:
         per_core = []
         busy_sum = total_sum = 0.0
         for prev, cur in zip(self._prev_times or times, times, strict=False):
-            (b0, t0), (b1, t1) = _cpu_busy(prev), _cpu_busy(cur)
+            (b0, t0), (b1, t1) = cpu_busy(prev), cpu_busy(cur)
             busy, total = max(0.0, b1 - b0), max(0.0, t1 - t0)
             per_core.append(min(100.0, 100.0 * busy / total) if total else 0.0)
             busy_sum, total_sum = busy_sum + busy, total_sum + total
