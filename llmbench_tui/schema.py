@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -286,6 +286,16 @@ class RunRecord(BaseModel):
     tags: list[str] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    if TYPE_CHECKING:
+        # Extra fields, set only on the runs they apply to (so other runs' JSON has no such key);
+        # declared here for the type checker only, pydantic keeps them as extras.
+        concurrent: dict[str, Any]  # a round of several streams (README Metrics)
+        done_reason: str
+        workload: dict[str, Any]  # a synthetic workload cell (engine.workload.record_fields)
+        slo: dict[str, Any]  # engine.goodput.judge
+        conversation_id: str | None
+        turn: int | None
 
     def to_json(self) -> dict[str, Any]:
         """The public JSON form (``schema`` spelled as in README Metrics)."""

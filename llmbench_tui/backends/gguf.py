@@ -37,7 +37,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,7 +256,7 @@ class GGUFBackend:
         options: Options,
         *,
         history: Sequence[Message] = (),
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncGenerator[StreamItem, None]:
         def job(loaded: _Loaded, settings: dict[str, Any], load_s: float | None, stop, emit):
             messages = chat_messages(prompt, options, history)
             _generate(loaded, _prompt_tokens(loaded, messages), settings, load_s, stop, emit)
@@ -267,7 +267,7 @@ class GGUFBackend:
 
     async def stream_raw(
         self, spec: ModelSpec, prompt: RawPrompt, options: Options
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncGenerator[StreamItem, None]:
         """A raw prompt as exact tokens (module docstring); ``max_tokens`` from the prompt."""
         options = options.merged(Options(max_tokens=prompt.max_tokens))
 
@@ -311,7 +311,7 @@ class GGUFBackend:
 
     async def _run(
         self, spec: ModelSpec, options: Options, job: Callable[..., None]
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncGenerator[StreamItem, None]:
         """Run ``job`` on a worker thread holding the model's lock; yield what it emits."""
         path = self.model_path(spec)
         n_ctx = await asyncio.to_thread(self._n_ctx, path, options)

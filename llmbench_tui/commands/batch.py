@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -394,7 +395,7 @@ def _write_outputs(
     finished: SessionFinished,
     rows: list,
     env: dict | None = None,
-    extra_md: list[str] = (),
+    extra_md: Sequence[str] = (),
 ) -> None:
     records = [r.to_json() for r in finished.records]
     if env:  # self-contained, like `llmbench export`: the machine and the session travel along

@@ -70,7 +70,7 @@ def judge_config_from_args(args: argparse.Namespace, suite: Any) -> JudgeConfig 
     """The session judge of ``--batch``: flags over the suite's ``judge``/``judge_repeats``;
     ``None`` when neither asks for one. ValueError (a usage error) for a bad spec or rubric."""
     spec_text = getattr(args, "judge", None) or getattr(suite, "judge", None)
-    repeats = getattr(args, "judge_repeats", None) or getattr(suite, "judge_repeats", 1)
+    repeats: int = getattr(args, "judge_repeats", 0) or getattr(suite, "judge_repeats", 1)
     rubric_path = getattr(args, "rubric", None)
     if rubric_path and not spec_text:
         raise ValueError("--rubric needs a judge: --judge SPEC (or judge = \"SPEC\" in the suite)")

@@ -120,8 +120,22 @@ def evaluate_gate(
             now, then = describe(xc).mean, describe(xb).mean
             change = pct_change(then, now)
             if change is not None and rule.crossed(change):
-                violations.append(Violation(*group, rule.figure, then, now, change, rule.text))
+                violations.append(_violation(group, rule, then, now, change))
     return violations
+
+
+def _violation(
+    group: tuple[Any, ...],
+    rule: Rule,
+    baseline: float | None,
+    current: float,
+    change_pct: float | None,
+) -> Violation:
+    model, prompt_id, backend, host, concurrency = group  # ``run_group``'s fields, in order
+    return Violation(
+        model, prompt_id, backend, host, concurrency, rule.figure, baseline, current, change_pct,
+        rule.text,
+    )  # fmt: skip
 
 
 def _absolute(group: tuple, runs: list[dict[str, Any]], rules: list[Rule]) -> list[Violation]:
@@ -131,7 +145,7 @@ def _absolute(group: tuple, runs: list[dict[str, Any]], rules: list[Rule]) -> li
         if xs:
             now = describe(xs).mean
             if now < rule.pct if rule.op == "<" else now > rule.pct:
-                found.append(Violation(*group, rule.figure, None, now, None, rule.text))
+                found.append(_violation(group, rule, None, now, None))
     return found
 
 

@@ -308,7 +308,7 @@ async def judge_session(engine: EngineSession) -> int:
     config = getattr(engine.plan, "judge", None) or JudgeConfig()
     if config.spec is None and not _judge_checks_with_a_judge(engine.plan):
         return 0  # nobody to judge with: judge checks stay "not run" with that reason
-    if config.cache_dir is None and getattr(engine.telemetry, "data_dir", None) is not None:
+    if config.cache_dir is None and engine.telemetry is not None:
         config.cache_dir = engine.telemetry.data_dir
     by_id = {rec.id: rec for rec in engine.records}
     data = [rec.to_json() for rec in engine.records]

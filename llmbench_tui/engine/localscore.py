@@ -132,7 +132,7 @@ def score(records: list[dict[str, Any]], skipped: list[str] | None = None) -> li
     for r in records:
         if not get_path(r, "workload.localscore") or not counts_in_figures(r):
             continue
-        model = r.get("model_spec") or r.get("model")
+        model = r.get("model_spec") or r.get("model") or "?"
         by_model.setdefault(model, {}).setdefault(get_path(r, "workload.test"), []).append(r)
     results = []
     for model, tests in by_model.items():
@@ -154,7 +154,7 @@ def score(records: list[dict[str, Any]], skipped: list[str] | None = None) -> li
         energy = [get_path(r, "efficiency.energy_j") for r in runs]
         if runs and all(isinstance(e, int | float) and e > 0 for e in energy):
             tokens = sum(get_path(r, "tokens.output") or 0 for r in runs)
-            res.tokens_per_j = tokens / sum(energy)  # type: ignore[arg-type]
+            res.tokens_per_j = tokens / sum(energy)
         res.comparable = len(tests) == len(SHAPES)
         results.append(res)
     return results

@@ -517,21 +517,27 @@ class Engine:
         t_send = arrivals.t_send  # moved past the primed context, if there was one
         series: dict[str, Any] = {"arrivals_s": arrivals.offsets_s()}
         if self.telemetry is not None:
-            await self._add_telemetry(rec, series, spec, t_send, t_last)
+            await self._add_telemetry(self.telemetry, rec, series, spec, t_send, t_last)
         return Outcome(rec, series, t_send, t_last, model_failed)
 
     async def _add_telemetry(
-        self, rec: RunRecord, series: dict, spec: ModelSpec, t0: int, t1: int
+        self,
+        telemetry: TelemetrySource,
+        rec: RunRecord,
+        series: dict[str, Any],
+        spec: ModelSpec,
+        t0: int,
+        t1: int,
     ) -> None:
         try:
             # Off the loop: a run shorter than one interval waits for the sampler's next tick.
-            summary, tseries = await asyncio.to_thread(self.telemetry.run_window, t0, t1)
+            summary, tseries = await asyncio.to_thread(telemetry.run_window, t0, t1)
             rec.telemetry = summary
             if tseries:
                 series["telemetry"] = tseries
             models = self._env.get("models") or {}
             rec.environment = {"session_id": self.session_id, "model": models.get(spec.label)}
-            efficiency, warnings = self.telemetry.derive(rec, self._env)
+            efficiency, warnings = telemetry.derive(rec, self._env)
             rec.efficiency = efficiency
             if warnings:
                 rec.warnings = warnings

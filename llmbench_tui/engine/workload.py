@@ -318,13 +318,13 @@ async def fit_exact(
     # n words undershoot by a little: append candidates one at a time until one lands exactly.
     under = max((k for k, c in seen.items() if c < target), default=None)
     if under is not None:
-        base = prefix + stream.first(under)
+        stem = prefix + stream.first(under)
         gap = target - seen[under]
         candidates = list(WORDS)
         stream.rng.shuffle(candidates)
         for extra in candidates[: tries]:
             filler = [extra] * gap if gap <= 3 else [extra]
-            words = base + filler
+            words = stem + filler
             c = await _count(count, join(words))
             probes += 1
             if c == target:

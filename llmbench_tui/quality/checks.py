@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -367,7 +368,7 @@ def parse_checks(data: Any, base_dir: str | Path = ".") -> list[CheckSpec]:
     return _CHECK_LIST.validate_python(data, context={"base_dir": Path(base_dir)})
 
 
-def error_location(error: dict[str, Any]) -> tuple[str | int, ...]:
+def error_location(error: Mapping[str, Any]) -> tuple[str | int, ...]:
     """The field an error from ``exc.errors()`` is about, as written in the file: the kind
     pydantic inserts after a check's index is dropped, and an unknown or missing kind is
     reported on the ``kind`` field."""

@@ -252,11 +252,11 @@ def _checked(value: Any, reason: str) -> Parsed:
 def parse_verdict(reply: str) -> Parsed:
     """Read a judge's reply by the module's rule (last verdict object, else a bare number)."""
     text = reply[-MAX_REPLY_SCAN:]
-    verdicts = [obj for obj in _objects(text) if _score_key(obj) is not None]
+    verdicts = [(obj, key) for obj in _objects(text) if (key := _score_key(obj)) is not None]
     if verdicts:
-        last = verdicts[-1]
+        last, key = verdicts[-1]
         reason = last.get("reason", last.get("Reason", ""))
-        return _checked(last[_score_key(last)], reason if isinstance(reason, str) else "")
+        return _checked(last[key], reason if isinstance(reason, str) else "")
     bare = _FENCE_LINE.sub("", text).strip()
     match = _BARE.match(bare)
     if match:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import orjson
@@ -42,7 +43,7 @@ class StoreError(Exception):
 class _StrIdTable(Table):
     """TinyDB table keyed by our own string ids (run/session uuids), not TinyDB's counters."""
 
-    document_id_class = str
+    document_id_class = str  # type: ignore[assignment]  # TinyDB types ids as int
 
     def _update_table(self, updater: Callable[[dict], None]) -> None:
         """TinyDB's read-modify-write, minus its two id-converting copies of the whole table
@@ -241,7 +242,12 @@ class Store:
                     self._cm.__exit__(None, None, None)
                     raise
 
-            def __exit__(self, kind: type | None, exc: BaseException | None, tb: object) -> None:
+            def __exit__(
+                self,
+                kind: type[BaseException] | None,
+                exc: BaseException | None,
+                tb: TracebackType | None,
+            ) -> None:
                 self._cm.__exit__(kind, exc, tb)
                 if isinstance(exc, CorruptDatabase):
                     raise store._corrupt(exc) from None
@@ -340,7 +346,7 @@ class Store:
 
     def add_run(self, record: dict[str, Any], series: dict[str, Any] | None = None) -> None:
         """Store one run with its series; durable (one fsynced journal line) when this returns."""
-        added, _ = self.add_runs([record], {record.get("id"): series} if series else None)
+        added, _ = self.add_runs([record], {record.get("id", ""): series} if series else None)
         if not added:
             raise StoreError(f"a run with id {record.get('id')} is already stored")
 
@@ -426,7 +432,7 @@ class Store:
             return record
         from llmbench_tui.telemetry.environment import machine_block
 
-        session = sessions.get(record.get("session_id"))
+        session = sessions.get(record.get("session_id", ""))
         block = machine_block(session.get("environment")) if isinstance(session, dict) else None
         return {**record, "machine": block} if block else record
 
@@ -474,7 +480,8 @@ class Store:
             by_shard: dict[Path, list[str]] = {}
             for rid, rec in doomed.items():
                 by_shard.setdefault(self._shard(rec.get("session_id")), []).append(rid)
-            removed = self._runs.remove(doc_ids=list(doomed))
+            # String ids (``_StrIdTable``); TinyDB's types say int.
+            removed: list[str] = self._runs.remove(doc_ids=list(doomed))  # type: ignore[arg-type, assignment]
             for shard, rids in by_shard.items():
                 table = self._read_shard(shard)
                 if any(rid in table for rid in rids):
@@ -551,8 +558,8 @@ class Store:
         Sessions known only from their runs (imported records) count too.
         """
         ids = dict.fromkeys(self._table(SESSIONS))
-        ids.update(dict.fromkeys(r.get("session_id") for r in self._table(RUNS).values()))
-        ids.pop(None, None)
+        runs = self._table(RUNS).values()
+        ids.update(dict.fromkeys(s for r in runs if isinstance(s := r.get("session_id"), str)))
         return self._resolve(ids, id_or_prefix, "session")
 
     def sessions(self) -> list[dict[str, Any]]:
@@ -568,6 +575,7 @@ class Store:
         if record is None:
             return None
         pending = self._storage.side(SERIES).get(run_id)
+        doc: dict[str, Any] | None
         if pending is not None:
             doc = _copy(pending)
         else:
@@ -622,7 +630,8 @@ class Store:
         if q.status:
             checks.append(lambda r: r.get("status") == q.status)
         if q.session_id:
-            checks.append(lambda r: str(r.get("session_id") or "").startswith(q.session_id))
+            sid = q.session_id
+            checks.append(lambda r: str(r.get("session_id") or "").startswith(sid))
         if q.machine:
             from llmbench_tui.telemetry.environment import machine_matches
 
@@ -646,7 +655,8 @@ class Store:
             until = parse_when(q.until, end=True)
             checks.append(lambda r: (_started(r) or until) <= until and _started(r) is not None)
         if q.min_score is not None:
-            checks.append(lambda r: _score_at_least(r, q.min_score))
+            min_score = q.min_score
+            checks.append(lambda r: _score_at_least(r, min_score))
         needle = q.search.casefold() if q.search else None
         hay = self._hay
         hits = []

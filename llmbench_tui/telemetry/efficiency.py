@@ -94,9 +94,9 @@ class Rapl:
         total = 0.0
         for i, domain in enumerate(self.domains):
             points = [
-                (t, float(r[i]))
+                (t, float(value))
                 for t, r in zip(times_s, readings, strict=True)
-                if r is not None and i < len(r) and r[i] is not None
+                if r is not None and i < len(r) and (value := r[i]) is not None
             ]
             delta = counter_between(points, t0, t1, domain.max_range_uj)
             if delta is None:
@@ -284,7 +284,7 @@ def derive(record: RunRecord, env: dict[str, Any] | None) -> tuple[Efficiency, l
     env = env or {}
     tele = record.telemetry or {}
     model = model_env(env, record)
-    ps = tele.get("ollama_ps") if isinstance(tele.get("ollama_ps"), dict) else {}
+    ps = v if isinstance(v := tele.get("ollama_ps"), dict) else {}
     if ps.get("vram_fraction") is not None:  # measured at the run, not at the session's start
         model = {**model, "vram_fraction": ps["vram_fraction"]}
     model_bytes = model.get("size_bytes")
@@ -397,7 +397,7 @@ def run_conditions(record: RunRecord, ps: dict[str, Any]) -> tuple[dict[str, Any
     if ps.get("loaded"):
         conditions["context_length"] = ps.get("context_length")
     notes: list[str] = []
-    if busy:
+    if busy and mean is not None:
         notes.append(busy_warning(mean))
     if shared:
         notes.append(
@@ -425,8 +425,8 @@ def warnings(record: RunRecord, model: dict[str, Any], device: str | None) -> li
     tele = record.telemetry or {}
     name = record.model
     if device in ("gpu", "mixed"):
-        utils = [(g.get("util_pct") or {}).get("mean") for g in tele.get("gpus") or []]
-        utils = [u for u in utils if u is not None]
+        means = [(g.get("util_pct") or {}).get("mean") for g in tele.get("gpus") or []]
+        utils = [u for u in means if u is not None]
         if utils and max(utils) < LOW_GPU_UTIL_PCT:
             out.append(
                 f"GPU utilization was low during the run ({max(utils):.0f} % mean, below "

@@ -207,7 +207,7 @@ def _vram(info: Any, size: int | None) -> tuple[int | None, float | None]:
     """Bytes of the model in VRAM and that share of its loaded size, from Ollama ``/api/ps``
     (``size`` vs ``size_vram``) as far as the backend exposes it; ``(None, None)`` if unknown."""
     extra = info.extra or {}
-    ps = extra.get("ps") if isinstance(extra.get("ps"), dict) else extra
+    ps = v if isinstance(v := extra.get("ps"), dict) else extra
     vram = ps.get("size_vram")
     total = ps.get("size") or ps.get("ps_size") or size
     if not isinstance(vram, int | float) or not isinstance(total, int | float) or total <= 0:
@@ -290,8 +290,8 @@ def machine_block(env: dict[str, Any] | None) -> dict[str, Any] | None:
     """
     if not isinstance(env, dict):
         return None
-    os_info = env.get("os") if isinstance(env.get("os"), dict) else {}
-    cpu = env.get("cpu") if isinstance(env.get("cpu"), dict) else {}
+    os_info = v if isinstance(v := env.get("os"), dict) else {}
+    cpu = v if isinstance(v := env.get("cpu"), dict) else {}
     gpus = [g for g in env.get("gpus") or [] if isinstance(g, dict)]
     hostname, cpu_model = os_info.get("hostname"), cpu.get("model")
     ram_mb = env.get("ram_mb") if isinstance(env.get("ram_mb"), int | float) else None

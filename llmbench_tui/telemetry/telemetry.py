@@ -212,7 +212,8 @@ class TelemetryHub:
             "gpus": [],
         }
         if swap:
-            summary["swap_used_mb"] = {**_stats(swap), "delta": round(swap[-1] - swap[0], 3)}
+            delta = round(swap[-1] - swap[0], 3)
+            summary["swap_used_mb"] = {**(_stats(swap) or {}), "delta": delta}
         if self.rapl.readable:
             energy = self.rapl.energy_j(times, [s.rapl_uj for s in span], 0.0, end)
             summary["cpu_energy_j"] = _r(energy)
