@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol, get_args
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from .quality.checks import CheckSpec
-from .quality.judge import one_judge_check
+from .quality.judge_prompt import one_judge_check
 
 TURN_SEPARATOR = "#t"
 _TURN_ID = re.compile(r"^(?P<conv>.+)#t(?P<turn>[1-9][0-9]*)$")

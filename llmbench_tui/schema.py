@@ -20,7 +20,7 @@ from .conversations import ConversationSpec
 # The quality vocabulary lives in the quality package; re-exported here with the rest.
 from .quality import CheckResult as CheckResult
 from .quality import CheckSpec, Fixture, FixtureError, Quality, load_fixture
-from .quality.judge import one_judge_check
+from .quality.judge_prompt import one_judge_check
 from .specs import Backend, ModelSpec
 from .workload_syntax import parse_levels, parse_slo, parse_values
 
@@ -177,7 +177,7 @@ class Suite(BaseModel):
     telemetry_urls: list[str] | dict[str, list[str]] = Field(default_factory=list)
     allow_code_exec: bool = False  # run python checks' tests (sandboxed); else "not run"
     conversations: list[ConversationSpec] = Field(default_factory=list)  # see conversations.py
-    judge: str | None = None  # a model spec that grades answers (engine.judging); --judge
+    judge: str | None = None  # a model spec that grades answers (engine.judge_runs); --judge
     judge_repeats: int = Field(default=1, ge=1, le=20)  # verdicts per answer; --judge-repeats
 
     @field_validator("judge")

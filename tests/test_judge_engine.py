@@ -19,9 +19,9 @@ from llmbench_tui.backends import BackendPool
 from llmbench_tui.cli import main as cli_main
 from llmbench_tui.conversations import ConversationSpec
 from llmbench_tui.engine.events import RunJudged, SessionFinished
-from llmbench_tui.engine.judging import JUDGE_SEED, Grader, Job, JudgeConfig, judge_stored
+from llmbench_tui.engine.judge_runs import JUDGE_SEED, Grader, Job, JudgeConfig, judge_stored
 from llmbench_tui.engine.runner import Engine, Plan
-from llmbench_tui.quality.judge import NO_VERDICT, default_rubric
+from llmbench_tui.quality.judge_prompt import NO_VERDICT, default_rubric
 from llmbench_tui.schema import ModelSpec, PromptSpec
 from llmbench_tui.store import Store
 

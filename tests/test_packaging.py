@@ -104,7 +104,7 @@ for path in args["suites"]:
         suites[path] = f"error: {exc}"
 out["suites"] = suites
 
-from llmbench_tui.quality.judge import default_rubric
+from llmbench_tui.quality.judge_prompt import default_rubric
 
 out["rubric"] = default_rubric().text
 print(json.dumps(out))

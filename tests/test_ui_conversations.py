@@ -17,14 +17,14 @@ from textual.app import App
 from textual.widgets import Input, Static
 
 from llmbench_tui.conversations import ConversationSpec
-from llmbench_tui.engine.judging import JudgeConfig
+from llmbench_tui.engine.judge_runs import JudgeConfig
 from llmbench_tui.engine.runner import Engine, Plan
 from llmbench_tui.schema import ModelSpec, PromptSpec
 from llmbench_tui.store import Store
 from llmbench_tui.ui.app import build_app
 from llmbench_tui.ui.dashboard import Dashboard
 from llmbench_tui.ui.history.app import HistoryApp
-from llmbench_tui.ui.judging import JudgeSpecScreen
+from llmbench_tui.ui.judge_dialog import JudgeSpecScreen
 from llmbench_tui.ui.run_detail import RunDetailScreen
 from llmbench_tui.ui.sweep_chart import SeriesChart
 from llmbench_tui.ui.widgets.session_extras import SessionExtras

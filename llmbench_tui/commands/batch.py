@@ -31,7 +31,7 @@ from ..engine.events import (
     RunStarted,
     SessionFinished,
 )
-from ..engine.judging import judge_rows, judged_line
+from ..engine.judge_runs import judge_rows, judged_line
 from ..engine.report import footnotes, render_markdown, render_text, summary_table
 from ..engine.runner import Engine, Plan
 from ..engine.workload import Workload, WorkloadError, cell_prompt

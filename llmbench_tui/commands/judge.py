@@ -1,6 +1,6 @@
 """``llmbench judge SESSION_OR_RUN --judge SPEC``: a judge model grades stored answers.
 
-The same grading as ``--batch --judge`` (``engine.judging``), after the fact: every successful,
+The same grading as ``--batch --judge`` (``engine.judge_runs``), after the fact: every successful,
 non-warm-up run of the session (or the one run) is graded and its ``quality`` replaced through
 ``Store.update_quality`` (the previous block moves to ``quality_history``). Nothing is re-run and
 no timing changes; the judge's calls are not run records.
@@ -31,7 +31,7 @@ from llmbench_tui.commands.common import (
     runs_of,
     table,
 )
-from llmbench_tui.engine.judging import (
+from llmbench_tui.engine.judge_runs import (
     Graded,
     JudgeConfig,
     StoredJudging,
@@ -39,7 +39,7 @@ from llmbench_tui.engine.judging import (
     judge_stored,
 )
 from llmbench_tui.formatting import fmt_num
-from llmbench_tui.quality.judge import load_rubric
+from llmbench_tui.quality.judge_prompt import load_rubric
 from llmbench_tui.safe_text import one_line
 from llmbench_tui.schema import ModelSpec
 from llmbench_tui.store import Store, StoreError

@@ -17,7 +17,7 @@ from typing import Any
 from llmbench_tui.commands.common import add_data_dir, fail, json_text, open_store, runs_of
 from llmbench_tui.formatting import fmt_num
 from llmbench_tui.quality import score_answer
-from llmbench_tui.quality.judge import carry_judgement
+from llmbench_tui.quality.judge_prompt import carry_judgement
 from llmbench_tui.safe_text import one_line
 from llmbench_tui.store import StoreError
 from llmbench_tui.suite import SuiteError, load_suite

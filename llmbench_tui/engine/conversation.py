@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def conversation_runs(plan: Plan) -> int:
+def conversation_run_count(plan: Plan) -> int:
     """Run records the plan's conversations make per model (skipped turns included)."""
     conversations = getattr(plan, "conversations", None) or []
     return sum(len(c.turns) for c in conversations) * plan.repetitions

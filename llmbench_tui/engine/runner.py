@@ -12,7 +12,7 @@ CPU/GPU and distort each other's figures):
 4. conversations (``engine.conversation``): for every repetition, each conversation's turns in
    order, one stream at a time, each turn sent with the history so far.
 
-Once every model is done, a judge grades the answers that ask for it (``engine.judging``).
+Once every model is done, a judge grades the answers that ask for it (``engine.judge_runs``).
 
 A round's successful answers are scored against their prompt's checks (``quality``) once all of
 its streams have ended, then its runs are stored.
@@ -50,9 +50,9 @@ from ..backends.base import (
 from ..conversations import ConversationSpec
 from ..quality import score_answer
 from ..schema import ModelSpec, Options, PromptSpec, RunRecord, Suite, Tokens
-from .conversation import conversation_runs, run_conversations, warm_up
+from .conversation import conversation_run_count, run_conversations, warm_up
 from .events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished, SessionStarted
-from .judging import JudgeConfig, judge_config, judge_session
+from .judge_runs import JudgeConfig, judge_config, judge_session
 from .session import RunSink, TelemetrySource
 from .slots import ModelFailed, Outcome, Slot
 from .stats import summarize
@@ -119,7 +119,7 @@ class Plan:
             measured = per_rep * self.repetitions
         else:
             measured = len(self.prompts) * self.repetitions * self.concurrency
-        return self.cold + self.warmup + measured + conversation_runs(self)
+        return self.cold + self.warmup + measured + conversation_run_count(self)
 
     def total_runs(self) -> int:
         return len(self.models) * self.runs_per_model()

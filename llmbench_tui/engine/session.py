@@ -2,7 +2,7 @@
 helpers use.
 
 ``Engine`` (``engine.runner``) is one ``EngineSession``; the helpers that run parts of a
-session (``engine.conversation``: turns in order; ``engine.judging``: the judge after the
+session (``engine.conversation``: turns in order; ``engine.judge_runs``: the judge after the
 measured runs) take an ``EngineSession`` and use only the methods below, never the engine's
 private parts. ``RunSink`` is what the engine needs of a store (``store.Store`` is one) and
 ``TelemetrySource`` what it needs of a telemetry hub (``telemetry.TelemetryHub`` is one): the

@@ -303,9 +303,9 @@ def read_rubric(path: Path) -> str:
 
 
 class JudgeCheck(_Check):
-    """A judge model grades the answer 1-10 against a rubric (``quality.judge``; see
-    ``quality.judge``). ``rubric`` inline or ``rubric_file`` (relative to the file the check is
-    written in); neither: the shipped default rubric. ``judge`` overrides the session's judge
+    """A judge model grades the answer 1-10 against a rubric (stored as ``quality.judge``; see
+    ``quality.judge_prompt``). ``rubric`` inline or ``rubric_file`` (relative to the file the check
+    is written in); neither: the shipped default rubric. ``judge`` overrides the session's judge
     (``--judge``); ``repeats`` asks that many times (default ``--judge-repeats``). The check's
     score is the mean verdict / 10; it passes when the mean is at least ``pass_score``. With no
     judge configured, or before the judge has graded, the check is not run."""

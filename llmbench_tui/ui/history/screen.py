@@ -656,7 +656,7 @@ class HistoryScreen(Screen):
         app.call_from_thread(notify_inert, app, f"Exported {len(records)} runs to {path}")
 
     def action_judge(self) -> None:
-        from ..judging import ask_and_judge
+        from ..judge_dialog import ask_and_judge
 
         ask_and_judge(self)
 

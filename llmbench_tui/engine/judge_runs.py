@@ -4,7 +4,7 @@ Judge calls are not benchmark runs. They are made through the session's ``Backen
 time, only once every measured run of the session has ended (``Engine.run`` calls
 ``judge_session`` after the last model), so a judge never streams beside a measured run on the
 same machine and a judge model left loaded never sits in memory while another model is measured.
-Their verdicts are stored inside the graded run (``quality.judge``, see ``quality.judgement``),
+Their verdicts are stored inside the graded run (``quality.judge``, see ``quality.verdicts``),
 they never become run records and never enter speed statistics.
 
 Which answers are graded: successful, non-warm-up runs whose prompt (or conversation turn) has a
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ..backends import BackendPool
 from ..backends.base import BackendError, Message, TextChunk
 from ..quality.checks import JudgeCheck
-from ..quality.judge import (
+from ..quality.judge_prompt import (
     Rubric,
     apply_judgement,
     build_prompt,
@@ -43,8 +43,8 @@ from ..quality.judge import (
     parse_verdict,
     rubric_for,
 )
-from ..quality.judgement import Judgement, Verdict
 from ..quality.results import Quality
+from ..quality.verdicts import Judgement, Verdict
 from ..schema import ModelSpec, Options
 
 if TYPE_CHECKING:

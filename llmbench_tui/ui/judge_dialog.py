@@ -1,5 +1,5 @@
 """The history screen's "judge these runs" (``J``): ask for a judge spec, grade the marked runs
-(or the current one) with ``engine.judging.judge_stored``, tell the progress as toasts.
+(or the current one) with ``engine.judge_runs.judge_stored``, tell the progress as toasts.
 
 The grading runs as a worker of the *app*, not of the history screen: the screen cancels its own
 workers when it is left (opening a run's detail does), and a judge may take minutes. Progress and
@@ -105,7 +105,7 @@ def ask_and_judge(screen: Any) -> None:
 async def judge_runs(app: App, screen: Any, ids: list[str], spec_text: str, repeats: int) -> Any:
     """Grade ``ids`` with ``judge_stored``; toasts for each run and for the outcome."""
     from ..backends import BackendPool
-    from ..engine.judging import JudgeConfig, judge_stored
+    from ..engine.judge_runs import JudgeConfig, judge_stored
     from ..schema import ModelSpec
     from .turns import judge_figure
 

@@ -1,5 +1,5 @@
 """A judge model grades an answer against a rubric: the prompt it is sent and how its reply is
-read. Pure functions; the calls themselves are made by ``engine.judging``.
+read. Pure functions; the calls themselves are made by ``engine.judge_runs``.
 
 **The prompt.** The rubric, then the task the answer responds to (and, for a conversation turn,
 the earlier turns), then the answer, then the one reply format accepted:
@@ -51,8 +51,8 @@ from pathlib import Path
 from typing import Any
 
 from .checks import JudgeCheck, read_rubric
-from .judgement import Judgement, Verdict
 from .results import CheckResult, Quality, utc_now
+from .verdicts import Judgement, Verdict
 
 MAX_ANSWER_CHARS = 12_000
 MAX_TASK_CHARS = 4_000
