@@ -18,7 +18,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from llmbench_tui.config import db_path
 from llmbench_tui.schema import RunRecord
+from llmbench_tui.store import Store
 
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -240,6 +242,16 @@ def seed_store(store, n: int, seed: int = 7, batch: int = 500) -> list[dict[str,
         series = {rec["id"]: ser for rec, ser in chunk if ser}
         store.add_runs([rec for rec, _ in chunk], series)
     return [rec for rec, _ in runs]
+
+
+def one_run_store(folder: Path, **fields: Any) -> Store:
+    """A store in ``folder`` holding one generated run with ``fields`` changed (a hostile
+    model name, an escape-laden answer); the caller closes it."""
+    store = Store(db_path(folder))
+    record, series = make_runs(1)[0]
+    record.update(fields)
+    store.add_run(record, series)
+    return store
 
 
 def main(argv: list[str] | None = None) -> int:

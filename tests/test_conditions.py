@@ -19,6 +19,7 @@ import time
 
 import psutil
 import pytest
+from hub_window import measure_window, running
 
 from llmbench_tui.engine.runner import Engine, Plan
 from llmbench_tui.schema import ModelSpec, Options, PromptSpec, RunRecord
@@ -161,17 +162,9 @@ def test_sampler_other_share_is_system_minus_ours():
 
 
 def test_sampler_sees_a_burner(burner):
-    hub = TelemetryHub(0.1)
-    hub.start()
-    try:
-        time.sleep(0.3)
-        t0 = time.perf_counter_ns()
-        time.sleep(1.0)
-        t1 = time.perf_counter_ns()
-        summary, _ = hub.run_window(t0, t1)
+    with running(TelemetryHub(0.1)) as hub:
+        summary, _, _ = measure_window(hub, settle_s=0.3, length_s=1.0)
         recent = hub.recent_busy()
-    finally:
-        hub.stop()
     assert summary["other_cpu_pct"]["mean"] > 60, summary["other_cpu_pct"]
     assert recent is not None and not recent.idle and recent.other_cpu_pct > 60
 

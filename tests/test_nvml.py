@@ -14,6 +14,7 @@ from typing import Any
 
 import pynvml
 import pytest
+from hub_window import measure_window, running
 
 from llmbench_tui.telemetry.efficiency import Rapl
 from llmbench_tui.telemetry.nvml import MIB, Nvml
@@ -172,22 +173,14 @@ def test_recorded_gpus_info_and_unsupported_values() -> None:
 
 def test_run_window_energy_from_counter_and_missing_power() -> None:
     lib = Recorded(watts=200.0)
-    hub = TelemetryHub(0.05, nvml=Nvml(lib=lib), rapl=Rapl())
-    hub.start()
-    try:
-        time.sleep(0.2)
-        t0 = time.perf_counter_ns()
-        time.sleep(0.5)
-        t1 = time.perf_counter_ns()
-        summary, series = hub.run_window(t0, t1)
-    finally:
-        hub.stop()
+    with running(TelemetryHub(0.05, nvml=Nvml(lib=lib), rapl=Rapl())) as hub:
+        summary, series, seconds = measure_window(hub, settle_s=0.2, length_s=0.5)
     h100, gtx = summary["gpus"]
     # the counter's growth over exactly [t0, t1] at 200 W (interpolated at both edges); the
     # old [sample before, last sample] span was up to one interval (10 %) longer; a mJ/J slip
     # would be off by 1000×
     assert h100["energy_source"] == "counter"
-    assert h100["energy_j"] == pytest.approx(200.0 * (t1 - t0) / 1e9, rel=0.02)
+    assert h100["energy_j"] == pytest.approx(200.0 * seconds, rel=0.02)
     assert h100["power_w"] == {"mean": 200.0, "max": 200.0}
     assert h100["util_pct"]["mean"] == 97
     assert h100["name"] == "NVIDIA H100 80GB HBM3"
@@ -200,20 +193,12 @@ def test_run_window_energy_from_counter_and_missing_power() -> None:
 def test_energy_falls_back_to_integrating_power() -> None:
     lib = Recorded(watts=100.0)
     lib.gpus[0]["energy"] = NOT_SUPPORTED  # old GPU: power yes, energy counter no
-    hub = TelemetryHub(0.05, nvml=Nvml(lib=lib), rapl=Rapl())
-    hub.start()
-    try:
-        time.sleep(0.2)
-        t0 = time.perf_counter_ns()
-        time.sleep(0.4)
-        t1 = time.perf_counter_ns()
-        summary, _ = hub.run_window(t0, t1)
-    finally:
-        hub.stop()
+    with running(TelemetryHub(0.05, nvml=Nvml(lib=lib), rapl=Rapl())) as hub:
+        summary, _, seconds = measure_window(hub, settle_s=0.2, length_s=0.4)
     gpu = summary["gpus"][0]
     assert gpu["energy_source"] == "power"
-    # power integrated over exactly [t0, t1]: 100 W × the run's length (40 J over 0.4 s)
-    assert gpu["energy_j"] == pytest.approx(100.0 * (t1 - t0) / 1e9, rel=0.01)
+    # power integrated over exactly the window: 100 W × its length (40 J over 0.4 s)
+    assert gpu["energy_j"] == pytest.approx(100.0 * seconds, rel=0.01)
 
 
 @pytest.mark.gpu

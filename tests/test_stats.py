@@ -13,14 +13,13 @@ def test_describe_matches_hand_computation():
     assert s.n == 3 and s.mean == pytest.approx(12.0) and s.median == 12.0
     assert s.stdev == pytest.approx(2.0)  # sample stdev (n-1)
     half = 4.303 * 2.0 / math.sqrt(3)
-    assert s.ci95_low == pytest.approx(12.0 - half)
-    assert s.ci95_high == pytest.approx(12.0 + half)
+    assert s.ci95 == [pytest.approx(12.0 - half), pytest.approx(12.0 + half)]
     assert s.p95 == pytest.approx(13.8)
 
 
 def test_single_value_has_no_spread():
     s = describe([5.0])
-    assert s.stdev is None and s.ci95_low is None and s.n == 1
+    assert s.stdev is None and s.ci95 == [None, None] and s.n == 1
 
 
 def test_outlier_flagged_not_dropped():

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from seed_history import make_runs, seed_store
+from seed_history import one_run_store, seed_store
 from textual.app import App
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select, TextArea
 
 from llmbench_tui.config import db_path
@@ -108,10 +111,18 @@ def _app(store: Store) -> HistoryTestApp:
     return HistoryTestApp(store, store.path.parent)
 
 
-async def test_opens_newest_first_one_page(store):
-    async with _app(store).run_test(size=(100, 30)) as pilot:
+@asynccontextmanager
+async def history_app(
+    store: Store, size: tuple[int, int]
+) -> AsyncIterator[tuple[Pilot[None], HistoryScreen]]:
+    """The history app on ``store`` at ``size``, settled: its pilot and the history screen."""
+    async with _app(store).run_test(size=size) as pilot:
         await settle(pilot)
-        screen = history(pilot.app)
+        yield pilot, history(pilot.app)
+
+
+async def test_opens_newest_first_one_page(store):
+    async with history_app(store, (100, 30)) as (_pilot, screen):
         ids = table_ids(screen)
         assert len(ids) == PAGE  # a page, not all 300 rows
         newest = store.query(RunQuery(limit=PAGE))
@@ -122,9 +133,7 @@ async def test_opens_newest_first_one_page(store):
 
 
 async def test_paging_moves_through_all_runs(store):
-    async with _app(store).run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        screen = history(pilot.app)
+    async with history_app(store, (100, 30)) as (pilot, screen):
         await pilot.press("right_square_bracket")
         await settle(pilot)
         second = store.query(RunQuery(limit=2 * PAGE))[PAGE:]
@@ -141,9 +150,7 @@ async def test_paging_moves_through_all_runs(store):
 
 
 async def test_search_narrows_the_table(store):
-    async with _app(store).run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        screen = history(pilot.app)
+    async with history_app(store, (100, 30)) as (pilot, screen):
         await pilot.press("slash", *"gemma")
         await settle(pilot, pause=0.3)
         expected = store.query(RunQuery(search="gemma"))
@@ -167,9 +174,7 @@ def status_line(screen: HistoryScreen) -> str:
 
 async def test_status_counts_every_match_of_a_search_and_filter(store):
     """The status line gives the exact number of matches, not "100+", on every page."""
-    async with _app(store).run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        screen = history(pilot.app)
+    async with history_app(store, (100, 30)) as (pilot, screen):
         await pilot.press("slash", *"ollama", "enter")  # every ollama model_spec
         await settle(pilot, pause=0.3)
         matches = store.count(RunQuery(search="ollama"))
@@ -191,9 +196,7 @@ async def test_status_counts_every_match_of_a_search_and_filter(store):
 
 
 async def test_a_keystroke_that_changes_nothing_shown_keeps_the_cursor(store):
-    async with _app(store).run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        screen = history(pilot.app)
+    async with history_app(store, (100, 30)) as (pilot, screen):
         await pilot.press("slash", *"gemma", "enter")
         await settle(pilot, pause=0.3)
         gemma = [r["id"] for r in store.query(RunQuery(search="gemma", limit=PAGE))]
@@ -212,10 +215,7 @@ async def test_a_keystroke_that_changes_nothing_shown_keeps_the_cursor(store):
 
 async def test_table_shows_markup_in_stored_names_as_plain_text(tmp_path):
     """A model name or prompt id is data: "[/x]" must neither style the table nor break it."""
-    store = Store(db_path(tmp_path))
-    record, series = make_runs(1)[0]
-    record.update(model="[red]evil[/red]", prompt_id="[/broken]")
-    store.add_run(record, series)
+    store = one_run_store(tmp_path, model="[red]evil[/red]", prompt_id="[/broken]")
     async with _app(store).run_test(size=(200, 30)) as pilot:
         await settle(pilot)
         table = history(pilot.app).query_one("#runs", DataTable)
@@ -226,9 +226,7 @@ async def test_table_shows_markup_in_stored_names_as_plain_text(tmp_path):
 
 async def test_fast_typed_search_never_fires_table_keys(store):
     """Typing "/qd" at once: q and d go to the search box; they must not close or delete."""
-    async with _app(store).run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        screen = history(pilot.app)
+    async with history_app(store, (100, 30)) as (pilot, screen):
         table = screen.query_one("#runs", DataTable)
         for key in ("slash", "q", "d"):  # queued on the table before any is handled
             table.post_message(_key(key))
@@ -244,9 +242,7 @@ def _key(name: str):
 
 
 async def test_sort_by_columns_changes_order(store):
-    async with _app(store).run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        screen = history(pilot.app)
+    async with history_app(store, (100, 30)) as (pilot, screen):
         before = table_ids(screen)
         await pilot.press("s")  # time -> model, ascending
         await settle(pilot)
@@ -268,9 +264,7 @@ async def test_sort_by_columns_changes_order(store):
 
 
 async def test_filters_combine_and_are_reachable_by_keys(store):
-    async with _app(store).run_test(size=(100, 40)) as pilot:
-        await settle(pilot)
-        screen = history(pilot.app)
+    async with history_app(store, (100, 40)) as (pilot, screen):
         await pilot.press("f")
         await settle(pilot)
         modal = await screen_of(pilot, FilterScreen, "#f-model")
@@ -320,9 +314,7 @@ async def test_bad_date_in_filter_is_refused_with_a_sentence(store):
 
 
 async def test_enter_opens_detail_with_figures_response_and_charts(store):
-    async with _app(store).run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        screen = history(pilot.app)
+    async with history_app(store, (100, 30)) as (pilot, screen):
         record = move_to(screen, lambda r: r["status"] == "ok" and r.get("efficiency"))
         await pilot.press("enter")
         await pilot.pause()
@@ -348,10 +340,9 @@ async def test_enter_opens_detail_with_figures_response_and_charts(store):
 
 
 async def test_detail_shows_hostile_output_as_plain_text(tmp_path):
-    store = Store(db_path(tmp_path))
-    record, series = make_runs(1)[0]
-    record.update(response="\x1b[2J\x1b]52;c;ZXZpbA==\x07[bold red]owned[/] ok", status="ok")
-    store.add_run(record, series)
+    store = one_run_store(
+        tmp_path, response="\x1b[2J\x1b]52;c;ZXZpbA==\x07[bold red]owned[/] ok", status="ok"
+    )
     async with _app(store).run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         await pilot.press("enter")
@@ -362,9 +353,7 @@ async def test_detail_shows_hostile_output_as_plain_text(tmp_path):
 
 
 async def test_marking_two_runs_and_comparing_shows_both(store):
-    async with _app(store).run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        screen = history(pilot.app)
+    async with history_app(store, (120, 40)) as (pilot, screen):
         first = move_to(screen, lambda r: r["status"] == "ok" and not r["warmup"])
         await pilot.press("space")
         second = move_to(
@@ -399,9 +388,7 @@ async def test_compare_needs_two_marks(store):
 
 
 async def test_delete_asks_first_and_deletes_only_after_yes(store):
-    async with _app(store).run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        screen = history(pilot.app)
+    async with history_app(store, (100, 30)) as (pilot, screen):
         victim = screen.rows[0]["id"]
         await pilot.press("d")
         await pilot.pause()
@@ -424,9 +411,7 @@ async def test_delete_asks_first_and_deletes_only_after_yes(store):
 
 
 async def test_rerun_dismisses_with_the_runs_configuration(store):
-    async with _app(store).run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        screen = history(pilot.app)
+    async with history_app(store, (100, 30)) as (pilot, screen):
         record = move_to(screen, lambda r: r.get("system"))
         await pilot.press("r")
         await pilot.pause()
@@ -440,9 +425,7 @@ async def test_rerun_dismisses_with_the_runs_configuration(store):
 
 
 async def test_group_by_session_then_model_shows_mean_and_stdev(store):
-    async with _app(store).run_test(size=(140, 30)) as pilot:
-        await settle(pilot)
-        screen = history(pilot.app)
+    async with history_app(store, (140, 30)) as (pilot, screen):
         await pilot.press("g")
         await settle(pilot)
         sessions = {r["session_id"] for r in store.query(RunQuery())}
@@ -492,9 +475,7 @@ async def test_export_writes_the_current_filter(store):
 
 
 async def test_copy_id_and_response_use_the_clipboard(store):
-    async with _app(store).run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        screen = history(pilot.app)
+    async with history_app(store, (100, 30)) as (pilot, screen):
         record = move_to(screen, lambda r: r["status"] == "ok")
         await pilot.press("y")
         assert pilot.app.clipboard == record["id"]
@@ -503,9 +484,7 @@ async def test_copy_id_and_response_use_the_clipboard(store):
 
 
 async def test_trends_chart_the_model_over_time(store):
-    async with _app(store).run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        screen = history(pilot.app)
+    async with history_app(store, (100, 30)) as (pilot, screen):
         record = move_to(screen, lambda r: r["status"] == "ok")
         await pilot.press("t")
         await settle(pilot)
@@ -571,9 +550,7 @@ async def test_a_footer_rebuild_after_leaving_does_nothing(store) -> None:
     not ask the footer's screen for its keys (it raised ``NoScreen`` and ended the app)."""
     from llmbench_tui.ui.history import KeyFooter
 
-    async with _app(store).run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        screen = history(pilot.app)
+    async with history_app(store, (100, 30)) as (pilot, screen):
         footer = screen.query_one(KeyFooter)
         assert not footer.held and footer.children  # built after the first page
         await pilot.press("escape")

@@ -66,6 +66,12 @@ def open_store(args: argparse.Namespace) -> Store:
     return Store(config.db_path(args.data_dir))
 
 
+def add_session_or_run(parser: argparse.ArgumentParser) -> None:
+    """The ``SESSION_OR_RUN`` argument of the commands that work on stored runs (``runs_of``)."""
+    parser.add_argument("target", metavar="SESSION_OR_RUN",
+                        help="a session id or a run id (or an unambiguous prefix of either)")
+
+
 def runs_of(store: Store, ref: str) -> list[dict[str, Any]]:
     """The runs ``ref`` names for commands that take SESSION_OR_RUN: one run (id or prefix),
     else every run of a session (id or prefix), oldest first. ``StoreError`` says which when

@@ -25,6 +25,7 @@ from llmbench_tui import config
 from llmbench_tui.backends import BackendPool
 from llmbench_tui.commands.common import (
     add_data_dir,
+    add_session_or_run,
     fail,
     json_text,
     open_store,
@@ -91,8 +92,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "spread of --judge-repeats verdicts); the run's quality block is replaced, the previous "
         "one kept in quality_history. Nothing is re-run.",
     )
-    parser.add_argument("target", metavar="SESSION_OR_RUN",
-                        help="a session id or a run id (or an unambiguous prefix of either)")
+    add_session_or_run(parser)
     add_judge_flags(parser, required=True)
     parser.add_argument("--ollama-host", help="default Ollama host (env OLLAMA_HOST)")
     parser.add_argument("--json", action="store_true",

@@ -10,7 +10,7 @@ import json
 import math
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..schema import RunRecord, get_path
@@ -91,6 +91,8 @@ def t_critical(df: int) -> float:
 
 @dataclass(slots=True)
 class Stats:
+    """``describe``'s figures; the fields in the order of their JSON form."""
+
     n: int
     mean: float
     median: float
@@ -98,22 +100,11 @@ class Stats:
     min: float
     max: float
     p95: float
-    ci95_low: float | None
-    ci95_high: float | None
+    ci95: list[float | None]  # [low, high] of the mean; [None, None] with one value
     outliers: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "mean": self.mean,
-            "median": self.median,
-            "stdev": self.stdev,
-            "min": self.min,
-            "max": self.max,
-            "p95": self.p95,
-            "ci95": [self.ci95_low, self.ci95_high],
-            "outliers": self.outliers,
-        }
+        return asdict(self)
 
 
 def describe(values: list[float]) -> Stats:
@@ -140,7 +131,7 @@ def describe(values: list[float]) -> Stats:
     floor = max(3 * mad, OUTLIER_MIN_REL * abs(median))
     outliers = [v for v in values if n >= OUTLIER_MIN_N and mad > 0 and abs(v - median) > floor]
     return Stats(
-        n, mean, median, stdev, ordered[0], ordered[-1], percentile(ordered, 95), lo, hi, outliers
+        n, mean, median, stdev, ordered[0], ordered[-1], percentile(ordered, 95), [lo, hi], outliers
     )
 
 
@@ -157,9 +148,10 @@ def counted(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if counts_in_figures(r)]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class GroupSummary:
-    """One (model, prompt, options, cold, concurrency) group of runs and its statistics."""
+    """One (model, prompt, options, cold, concurrency) group of runs and its statistics; the
+    fields in the order of the JSON form."""
 
     model: str
     backend: str
@@ -169,26 +161,13 @@ class GroupSummary:
     concurrency: int
     n_runs: int
     n_ok: int
-    figures: dict[str, Stats]
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    not_run: list[str] = field(default_factory=list)  # quality checks that could not run
+    checks_not_run: list[str] = field(default_factory=list)  # quality checks that could not run
+    figures: dict[str, Stats]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "backend": self.backend,
-            "host": self.host,
-            "prompt_id": self.prompt_id,
-            "cold": self.cold,
-            "concurrency": self.concurrency,
-            "n_runs": self.n_runs,
-            "n_ok": self.n_ok,
-            "errors": self.errors,
-            "warnings": self.warnings,
-            "checks_not_run": self.not_run,
-            "figures": {k: v.to_json() for k, v in self.figures.items()},
-        }
+        return asdict(self)
 
 
 def _group_key(rec: dict[str, Any]) -> tuple:
@@ -248,7 +227,7 @@ def summarize(records: list[RunRecord] | list[dict[str, Any]]) -> list[GroupSumm
                 figures=figures,
                 errors=errors,
                 warnings=warnings,
-                not_run=not_run,
+                checks_not_run=not_run,
             )
         )
     return out

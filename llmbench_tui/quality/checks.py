@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from ..specs import ModelSpec
+from ..user_files import read_user_file
 
 _FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
 _FLAG_LETTERS = r"^[imsx]*$"
@@ -145,12 +146,7 @@ def _check_schema(schema: dict[str, Any]) -> None:
 
 
 def _load_schema(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"schema file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read schema file {path}: {exc}") from None
+    text = read_user_file(path, "schema file")
     try:
         schema = json.loads(text)
     except ValueError as exc:
@@ -289,14 +285,7 @@ RUBRIC_MAX_BYTES = 64 * 1024
 
 def read_rubric(path: Path) -> str:
     """The UTF-8 text of a rubric file (at most ``RUBRIC_MAX_BYTES``); ValueError naming it."""
-    try:
-        if path.stat().st_size > RUBRIC_MAX_BYTES:
-            raise ValueError(f"rubric file {path} is over {RUBRIC_MAX_BYTES:,} bytes")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"rubric file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read rubric file {path}: {exc}") from None
+    text = read_user_file(path, "rubric file", max_bytes=RUBRIC_MAX_BYTES)
     if not text.strip():
         raise ValueError(f"rubric file {path} is empty")
     return text
