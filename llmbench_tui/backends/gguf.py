@@ -40,11 +40,12 @@ import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import llama_cpp
 import psutil
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 from .. import config
 from ..schema import ModelSpec, Options, ServerStats
@@ -382,7 +383,8 @@ def _prompt_tokens(loaded: _Loaded, messages: list[Message]) -> list[int]:
     if loaded.formatter is None:
         text = "\n\n".join(m["content"] for m in messages)
         return llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
-    rendered = loaded.formatter(messages=messages)
+    # Our messages are role/content pairs: llama.cpp's request messages of those roles.
+    rendered = loaded.formatter(messages=cast(list[ChatCompletionRequestMessage], messages))
     return llm.tokenize(
         rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
     )
