@@ -27,10 +27,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from support.paths import REPO
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "llmbench_tui"
 THEMES = REPO / "themes"  # installs as llmbench_tui.themes (see pyproject.toml)
 
