@@ -34,7 +34,7 @@ from .slots import ModelFailed, Slot
 from .stats import counts_in_figures, describe
 
 if TYPE_CHECKING:
-    from .runner import Plan
+    from .plan import Plan
     from .session import EngineSession
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from .slots import Outcome, Slot
 if TYPE_CHECKING:
     from ..backends import BackendPool
     from ..backends.base import Backend
-    from .runner import Plan
+    from .plan import Plan
 
 
 class RunSink(Protocol):

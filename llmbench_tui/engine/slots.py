@@ -12,7 +12,8 @@ from typing import Any
 
 from ..backends.base import BackendError
 from ..schema import ModelSpec, PromptSpec, RunRecord
-from .workload import Built, Cell
+from ..workload_syntax import Cell
+from .synthetic_prompts import Built
 
 
 @dataclass(slots=True)

@@ -7,16 +7,8 @@ import random
 import pytest
 from support.ollama_server import count_tokens
 
-from llmbench_tui.engine.workload import (
-    Built,
-    WordStream,
-    Workload,
-    calibrate,
-    fit_exact,
-    grid_options,
-    make_cells,
-    record_fields,
-)
+from llmbench_tui.engine.synthetic_prompts import Built, WordStream, calibrate, fit_exact
+from llmbench_tui.engine.workload import Workload, grid_options, make_cells, record_fields
 from llmbench_tui.schema import Options
 from llmbench_tui.workload_syntax import Cell, WorkloadError, parse_levels, parse_values
 

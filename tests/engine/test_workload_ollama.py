@@ -13,7 +13,8 @@ from support.ollama_server import FakeModel, count_tokens
 from llmbench_tui.backends.ollama import OllamaBackend
 from llmbench_tui.engine import goodput
 from llmbench_tui.engine.runner import Engine, Plan
-from llmbench_tui.engine.workload import PromptBuilder, Workload, cell_prompt, make_cells
+from llmbench_tui.engine.synthetic_prompts import PromptBuilder
+from llmbench_tui.engine.workload import Workload, cell_prompt, make_cells
 from llmbench_tui.schema import ModelSpec, Options
 from llmbench_tui.workload_syntax import Cell, parse_slo
 
