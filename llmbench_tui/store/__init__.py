@@ -24,18 +24,17 @@ Layout (store schema :data:`STORE_SCHEMA`):
 Every write holds the database lock from its read to its append or atomic replace.
 """
 
+from llmbench_tui.store.errors import StoreError
 from llmbench_tui.store.journal import CorruptDatabase, LockTimeout
+from llmbench_tui.store.query import RunQuery, parse_when
 from llmbench_tui.store.runs import (
     RUNS,
     SERIES,
     SESSIONS,
     STORE_SCHEMA,
-    RunQuery,
     Store,
-    StoreError,
     freeze_loaded_runs,
     normalize_tables,
-    parse_when,
 )
 
 __all__ = [

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import functools
 import gc
 import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,7 +17,7 @@ import orjson
 from tinydb import TinyDB
 from tinydb.table import Table
 
-from llmbench_tui.schema import get_path
+from llmbench_tui.store.errors import StoreError
 from llmbench_tui.store.journal import (
     META_TABLE,
     AtomicJSONStorage,
@@ -30,14 +28,10 @@ from llmbench_tui.store.journal import (
     atomic_write_many,
     parse_tables,
 )
+from llmbench_tui.store.query import RunQuery, haystack, in_order, record_checks, started_at
 
 STORE_SCHEMA = 1
 RUNS, SESSIONS, SERIES = "runs", "sessions", "series"
-_SEARCHED = ("prompt", "response", "model", "model_spec", "error", "prompt_id")
-
-
-class StoreError(Exception):
-    """A store problem explained in one sentence a user can act on."""
 
 
 class _StrIdTable(Table):
@@ -59,89 +53,6 @@ class _StrIdTable(Table):
 
 class _DB(TinyDB):
     table_class = _StrIdTable
-
-
-@dataclass
-class RunQuery:
-    """What the history list shows: filters, case-insensitive search, sort and limit.
-
-    ``sort`` is any record field or dotted figure path (``"-timings.decode_tok_s"``); a leading
-    ``-`` sorts descending; runs without the field come last either way. ``since``/``until`` take
-    an ISO date (whole day, UTC) or datetime (naive means UTC). ``machine`` is part of the host
-    name, CPU or GPU model (any case) or a prefix of the machine id (``Store.machine_of``).
-    """
-
-    search: str | None = None
-    model: str | None = None
-    backend: str | None = None
-    host: str | None = None
-    status: str | None = None
-    since: str | None = None
-    until: str | None = None
-    session_id: str | None = None
-    machine: str | None = None
-    sort: str = "-started_at"
-    limit: int | None = None
-    min_score: float | None = None  # quality.score at least this (unscored runs left out)
-
-
-def parse_when(text: str, *, end: bool = False) -> datetime:
-    """An ISO date or datetime as an aware UTC datetime; a bare date as the start (or, with
-    ``end``, the end) of that day, so ``--until 2025-01-31`` includes the 31st."""
-    text = text.strip()
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return moment + timedelta(days=1) - timedelta(microseconds=1) if end else moment
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise StoreError(
-            f"{text!r} is not a date: use an ISO date like 2025-01-31 or 2025-01-31T14:30"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _started(record: dict[str, Any]) -> datetime | None:
-    raw = record.get("started_at")
-    return _parse_iso(raw) if isinstance(raw, str) else None
-
-
-@functools.lru_cache(maxsize=262_144)
-def _parse_iso(raw: str) -> datetime | None:
-    """Parsed once per distinct timestamp: sorting and date filters touch every run."""
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def _sort_key(field: str) -> Callable[[dict[str, Any]], tuple]:
-    def key(record: dict[str, Any]) -> tuple:
-        value = _started(record) if field == "started_at" else get_path(record, field)
-        if value is None:
-            return (1, 0, 0)
-        if isinstance(value, datetime):
-            return (0, 0, value.timestamp())
-        if isinstance(value, bool | int | float):
-            return (0, 0, float(value))
-        return (0, 1, str(value).casefold())
-
-    return key
-
-
-def _score_at_least(record: dict[str, Any], minimum: float) -> bool:
-    score = get_path(record, "quality.score")
-    return isinstance(score, int | float) and not isinstance(score, bool) and score >= minimum
-
-
-def _haystack(record: dict[str, Any]) -> str:
-    parts = [str(record.get(name) or "") for name in _SEARCHED]
-    tags = record.get("tags")
-    if isinstance(tags, list):
-        parts.extend(str(tag) for tag in tags)
-    return "\0".join(parts).casefold()
 
 
 def _copy(doc: dict[str, Any]) -> dict[str, Any]:
@@ -510,7 +421,7 @@ class Store:
             shards = sorted(self.series_dir.glob("*.json")) if self.series_dir.is_dir() else []
             for shard in shards:
                 table = self._read_shard(shard)
-                old = [rid for rid, doc in table.items() if (_started(doc) or cutoff) < cutoff]
+                old = [rid for rid, doc in table.items() if (started_at(doc) or cutoff) < cutoff]
                 if old:
                     for rid in old:
                         del table[rid]
@@ -589,15 +500,7 @@ class Store:
         """Runs matching ``q``, sorted (newest first by default), at most ``q.limit``."""
         q = q or RunQuery()
         hits = self._matching(q)
-        field = q.sort or "-started_at"
-        descending = field.startswith("-")
-        key = _sort_key(field.lstrip("-+"))
-        keyed = [(key(r), r) for r in hits]
-        present = [kr for kr in keyed if kr[0][0] == 0]
-        present.sort(key=lambda kr: kr[0], reverse=descending)
-        ordered = [r for _, r in present] + [r for k, r in keyed if k[0] == 1]
-        if q.limit is not None:
-            ordered = ordered[: max(q.limit, 0)]
+        ordered = in_order(hits, q)
         # Top-level copies: cheap, and enough to keep a caller's edits out of the file (the
         # storage writes each stored document's own cached bytes). Nested objects are shared
         # with the cache: treat them as read-only, or use get_run() for a deep copy.
@@ -613,50 +516,8 @@ class Store:
     def _matching(self, q: RunQuery) -> list[dict[str, Any]]:
         """The cached run documents passing every filter of ``q`` (not copies: read-only)."""
         runs = self._table(RUNS)
-        checks: list[Callable[[dict[str, Any]], bool]] = []
-        if q.model:
-            want = q.model.casefold()
-            checks.append(
-                lambda r: (
-                    want in str(r.get("model") or "").casefold()
-                    or want in str(r.get("model_spec") or "").casefold()
-                )
-            )
-        if q.backend:
-            checks.append(lambda r: r.get("backend") == q.backend)
-        if q.host:
-            host = q.host.casefold()
-            checks.append(lambda r: host in str(r.get("host") or "").casefold())
-        if q.status:
-            checks.append(lambda r: r.get("status") == q.status)
-        if q.session_id:
-            sid = q.session_id
-            checks.append(lambda r: str(r.get("session_id") or "").startswith(sid))
-        if q.machine:
-            from llmbench_tui.telemetry.environment import machine_matches
-
-            sessions = self._table(SESSIONS)
-            memo: dict[Any, bool] = {}  # machine id -> match: thousands of runs, a few machines
-
-            def on_machine(record: dict[str, Any]) -> bool:
-                block = self.machine_of(record, sessions)
-                key = block.get("machine_id") if block else None
-                if not isinstance(key, str):  # no id (an odd imported block): no memo
-                    return machine_matches(block, q.machine or "")
-                if key not in memo:
-                    memo[key] = machine_matches(block, q.machine or "")
-                return memo[key]
-
-            checks.append(on_machine)
-        if q.since:
-            since = parse_when(q.since)
-            checks.append(lambda r: (_started(r) or since) >= since and _started(r) is not None)
-        if q.until:
-            until = parse_when(q.until, end=True)
-            checks.append(lambda r: (_started(r) or until) <= until and _started(r) is not None)
-        if q.min_score is not None:
-            min_score = q.min_score
-            checks.append(lambda r: _score_at_least(r, min_score))
+        sessions = self._table(SESSIONS) if q.machine else {}
+        checks = record_checks(q, lambda record: self.machine_of(record, sessions))
         needle = q.search.casefold() if q.search else None
         hay = self._hay
         hits = []
@@ -664,7 +525,7 @@ class Store:
             if needle is not None:
                 text = hay.get(rid)
                 if text is None:
-                    text = hay[rid] = _haystack(record)
+                    text = hay[rid] = haystack(record)
                 if needle not in text:
                     continue
             if all(check(record) for check in checks):
