@@ -11,8 +11,9 @@ How a prompt gets its exact size, without any tokenizer download:
   reports is read, and short one-token words are appended for the tokens still missing (their
   real size learnt from the previous probe), at most ``MAX_PROBES`` probes per (model, size).
 
-Every prompt is built from a fresh random word stream (``PromptBuilder``), so no server can reuse
-a cached prefix by accident.
+Each run then sends the calibrated words in a fresh random order (the first word kept in place),
+built from a fresh random word stream (``PromptBuilder``), so no server can reuse a cached
+prefix by accident.
 """
 
 from __future__ import annotations

@@ -8,19 +8,11 @@ end-of-sequence where the backend can. One run of a cell gives three llama-bench
 d{depth+pp}`` (decode rate; llama-bench's ``tg`` at that depth) and ``pp{pp}+tg{tg} @ d{depth}``
 (both, over the end-to-end time).
 
-How a prompt gets its exact size, without any tokenizer download:
-
-- a backend with a tokenizer (the in-process engine: the GGUF's own vocabulary; llama.cpp's
-  ``/tokenize``; ``llama_cpp.server``'s ``/extras/tokenize``) counts candidate texts and the text
-  is fitted to the exact count (``fit_exact``); the in-process engine then evaluates exactly those
-  token ids;
-- a backend without one (Ollama, other OpenAI servers) is **calibrated** (``calibrate``): a text
-  of random words meant to fall short is sent for one output token, the prompt count the server
-  reports is read, and short one-token words are appended for the tokens still missing (their
-  real size learnt from the previous probe), at most ``MAX_PROBES`` probes per (model, size).
-  Each run then sends the calibrated words in a fresh random order (the first word kept in
-  place): the count is unchanged for any tokenizer that splits at spaces, and no two prompts
-  share more than that first word. The count stored is always the server's, never an estimate.
+How a prompt gets its exact size, without any tokenizer download (fitted to a backend's own
+tokenizer, else calibrated on the server's reported counts): ``engine.synthetic_prompts``.
+Each run sends the calibrated words in a fresh random order (the first word kept in place):
+the count is unchanged for any tokenizer that splits at spaces, and no two prompts share more
+than that first word. The count stored is always the server's, never an estimate.
 
 **Cache honesty**: every prompt is built from a fresh random word stream, so no server can reuse
 a cached prefix by accident. Where the server says it did (``FinalChunk.cached_tokens``) the count

@@ -354,7 +354,7 @@ def test_every_kind_is_covered_here():
         "python",
         "typescript",
         "structure",
-        "judge",  # graded by a judge model after the runs: tests/test_judge*.py
+        "judge",  # graded by a judge model after the runs: tests/engine/test_judge_runs.py
     }
 
 

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from textual.app import App
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from llmbench_tui.store import Store
 from llmbench_tui.ui.app import LLMBenchApp
@@ -28,6 +28,11 @@ def dashboard(app: LLMBenchApp) -> Dashboard:
     screen = app.screen
     assert isinstance(screen, Dashboard)
     return screen
+
+
+def shown(widget: Static) -> str:
+    """What a ``Static`` shows, as plain text."""
+    return str(widget.render())
 
 
 def screen_text(app: LLMBenchApp) -> str:

@@ -18,10 +18,11 @@ def make_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dead_url: str):
     for name in ("LLMBENCH_OLLAMA_HOSTS", "LLMBENCH_OPENAI_URLS", "LLMBENCH_GGUF_PATHS"):
         monkeypatch.delenv(name, raising=False)
 
-    def make(models: list[str], *, ollama_host: str | None = None, theme: str | None = None,
+    def make(models: list[str] | None = None, *, ollama_host: str | None = None,
+             theme: str | None = None,
              hub: bool = False) -> LLMBenchApp:
         args = SimpleNamespace(
-            data_dir=str(tmp_path / "data"), ollama_host=ollama_host, models=models,
+            data_dir=str(tmp_path / "data"), ollama_host=ollama_host, models=models or [],
             theme=theme, no_mouse=True, sample_interval=0.25, start="dashboard",
         )
         app = build_app(args)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
@@ -21,7 +20,6 @@ from llmbench_tui.engine.judge_runs import JudgeConfig
 from llmbench_tui.engine.runner import Engine, Plan
 from llmbench_tui.schema import ModelSpec, PromptSpec
 from llmbench_tui.store import Store
-from llmbench_tui.ui.app import build_app
 from llmbench_tui.ui.dashboard import Dashboard
 from llmbench_tui.ui.history.app import HistoryApp
 from llmbench_tui.ui.judge_dialog import JudgeSpecScreen
@@ -40,24 +38,6 @@ def plain(renderable) -> str:
     console = Console(width=200, record=True, color_system=None, file=io.StringIO())
     console.print(renderable)
     return console.export_text()
-
-
-@pytest.fixture
-def make_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dead_url: str):
-    monkeypatch.setenv("LLMBENCH_CONFIG_DIR", str(tmp_path / "cfg"))
-    monkeypatch.setenv("OLLAMA_HOST", dead_url)
-    for name in ("LLMBENCH_OLLAMA_HOSTS", "LLMBENCH_OPENAI_URLS", "LLMBENCH_GGUF_PATHS"):
-        monkeypatch.delenv(name, raising=False)
-
-    def make():
-        args = SimpleNamespace(data_dir=str(tmp_path / "data"), ollama_host=None, models=[],
-                               theme=None, no_mouse=True, sample_interval=0.25,
-                               start="dashboard")
-        app = build_app(args)
-        app.hub = None
-        return app
-
-    return make
 
 
 async def test_conversation_with_a_skipped_turn_and_a_judge_on_the_dashboard(

@@ -6,7 +6,7 @@ says the same sentence every time). The finished session is replayed into the da
 engine's own events carrying fixed records — live figures can never be identical twice; the
 behaviour with real inference is covered by ``test_ui_dashboard.py``.
 
-Update after an intended change: ``pytest tests/test_ui_snapshots.py --snapshot-update``.
+Update after an intended change: ``pytest tests/ui/test_snapshots.py --snapshot-update``.
 """
 
 from __future__ import annotations
