@@ -66,10 +66,13 @@ def open_store(args: argparse.Namespace) -> Store:
     return Store(config.db_path(args.data_dir))
 
 
-def add_session_or_run(parser: argparse.ArgumentParser) -> None:
-    """The ``SESSION_OR_RUN`` argument of the commands that work on stored runs (``runs_of``)."""
+def stored_runs_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The parser of a command that works on stored runs, with its ``SESSION_OR_RUN`` argument
+    (``runs_of``) in place."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("target", metavar="SESSION_OR_RUN",
                         help="a session id or a run id (or an unambiguous prefix of either)")
+    return parser
 
 
 def runs_of(store: Store, ref: str) -> list[dict[str, Any]]:

@@ -25,11 +25,11 @@ from llmbench_tui import config
 from llmbench_tui.backends import BackendPool
 from llmbench_tui.commands.common import (
     add_data_dir,
-    add_session_or_run,
     fail,
     json_text,
     open_store,
     runs_of,
+    stored_runs_parser,
     table,
 )
 from llmbench_tui.engine.judge_runs import (
@@ -86,13 +86,12 @@ def judge_config_from_args(args: argparse.Namespace, suite: Any) -> JudgeConfig 
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="A judge model grades stored answers against a rubric (1-10, mean and "
-        "spread of --judge-repeats verdicts); the run's quality block is replaced, the previous "
-        "one kept in quality_history. Nothing is re-run.",
+    parser = stored_runs_parser(
+        prog,
+        "A judge model grades stored answers against a rubric (1-10, mean and spread of "
+        "--judge-repeats verdicts); the run's quality block is replaced, the previous one kept "
+        "in quality_history. Nothing is re-run.",
     )
-    add_session_or_run(parser)
     add_judge_flags(parser, required=True)
     parser.add_argument("--ollama-host", help="default Ollama host (env OLLAMA_HOST)")
     parser.add_argument("--json", action="store_true",

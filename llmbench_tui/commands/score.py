@@ -24,13 +24,11 @@ from llmbench_tui.suite import SuiteError, load_suite
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Re-score stored answers with a suite's current checks (runs are matched "
-        "to the suite's prompts by prompt id; the previous quality block is kept in "
-        "quality_history).",
+    parser = common.stored_runs_parser(
+        prog,
+        "Re-score stored answers with a suite's current checks (runs are matched to the suite's "
+        "prompts by prompt id; the previous quality block is kept in quality_history).",
     )
-    common.add_session_or_run(parser)
     parser.add_argument("--suite", required=True, metavar="FILE",
                         help="the suite file whose checks to apply")
     parser.add_argument("--allow-code-exec", action="store_true",
