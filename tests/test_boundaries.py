@@ -79,10 +79,11 @@ GROUPS = {
         "llmbench_tui.config",
         "llmbench_tui.schema",
         "llmbench_tui.suite",
-        "llmbench_tui.compare",
+        "llmbench_tui.compare.*",
         "llmbench_tui.exporting",
         "llmbench_tui.formatting",
         "llmbench_tui.safe_text",
+        "llmbench_tui.user_files",
     ],
 }
 
