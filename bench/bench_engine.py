@@ -41,7 +41,7 @@ def free_port() -> int:
 def start_server(tokens: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "ollama_server.py"), "--port", str(port),
+        [sys.executable, str(ROOT / "tests" / "support" / "ollama_server.py"), "--port", str(port),
          "--token-delay", "0", "--tokens", str(tokens), "--no-delays"],
         stdout=subprocess.PIPE, text=True,
     )

@@ -1,7 +1,7 @@
 """How fast the history screen opens and answers search keystrokes over 10,000 stored runs.
 
-Seeds a database with ``tests/seed_history.py`` (unless ``--data-dir`` already holds one), then
-drives the real screen headless with Textual's Pilot and reports, in milliseconds:
+Seeds a database with ``tests/support/seed_history.py`` (unless ``--data-dir`` already holds
+one), then drives the real screen headless with Textual's Pilot and reports, in milliseconds:
 
 - open: from pushing the screen to the first page of runs painted (query + table fill + the
   table's first render), and to the footer's keys mounted (they are built after that paint);
@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from seed_history import seed_store
+from support.seed_history import seed_store
 from textual.app import App
 from textual.widgets import DataTable, Footer
 

@@ -23,10 +23,10 @@ import statistics
 import sys
 import time
 
-from llmbench_tui.engine.efficiency import Rapl
-from llmbench_tui.engine.environment import embedded_path
-from llmbench_tui.engine.nvml import Nvml
-from llmbench_tui.engine.sampler import ProcessTarget, Sampler
+from llmbench_tui.telemetry.efficiency import Rapl
+from llmbench_tui.telemetry.environment import embedded_path
+from llmbench_tui.telemetry.nvml import Nvml
+from llmbench_tui.telemetry.sampler import ProcessTarget, Sampler
 
 
 def thread_cpu_s(sampler: Sampler) -> float:

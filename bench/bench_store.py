@@ -1,7 +1,7 @@
 """Benchmark of the result store against stock TinyDB, at several database sizes.
 
 For each size N the database is first filled in bulk (one write) with realistic generated runs
-and their telemetry series (``tests/seed_history.py``), then timed, one operation at a time:
+and their telemetry series (``tests/support/seed_history.py``), then timed, one operation at a time:
 
 - insert: ``add_run(record, series)`` of a new run, crash-safe (one journal line appended and
   fsynced under the cross-process lock; every ``JOURNAL_MAX_ENTRIES``-th insert also folds the
@@ -35,7 +35,7 @@ from tinydb import Query, TinyDB
 from tinydb.storages import JSONStorage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from seed_history import make_runs
+from support.seed_history import make_runs
 
 from llmbench_tui.store import RunQuery, Store
 

@@ -36,9 +36,9 @@ PROMPT = "Explain in three sentences why the sky is blue."
 SERVER = """
 import sys, time
 sys.path.insert(0, {tests!r})
-from ollama_server import FakeModel, OllamaTestServer, _words
-words = _words({text!r})
-models = [FakeModel(f"fast{{i}}:1b", tokens=words, token_delay_s={delay}) for i in range(3)]
+from support.ollama_server import FakeModel, OllamaTestServer, words
+tokens = words({text!r})
+models = [FakeModel(f"fast{{i}}:1b", tokens=tokens, token_delay_s={delay}) for i in range(3)]
 with OllamaTestServer(models, port={port}) as s:
     print(s.url, flush=True)
     time.sleep(3600)

@@ -30,19 +30,19 @@ from __future__ import annotations
 import operator
 import re
 from functools import reduce
-from typing import Annotated, Any, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from .quality.checks import CheckSpec
-from .quality.judge import one_judge_check
+from .quality.judge_prompt import one_judge_check
 
 TURN_SEPARATOR = "#t"
 _TURN_ID = re.compile(r"^(?P<conv>.+)#t(?P<turn>[1-9][0-9]*)$")
 
 
 def _with_turn(model: type[BaseModel]) -> type[BaseModel]:
-    return create_model(  # type: ignore[call-overload]
+    return create_model(
         f"Turn{model.__name__}",
         __base__=model,
         __doc__=f"{model.__doc__ or ''}\n\n``turn``: the 1-based turn checked; every turn when "
@@ -52,8 +52,18 @@ def _with_turn(model: type[BaseModel]) -> type[BaseModel]:
 
 
 _TURN_MODELS = tuple(_with_turn(model) for model in get_args(get_args(CheckSpec)[0]))
-TurnCheckSpec = Annotated[reduce(operator.or_, _TURN_MODELS), Field(discriminator="kind")]
-"""A check of any kind with a ``turn`` field."""
+
+if TYPE_CHECKING:
+    # The union is built at run time (one model per check kind); the type checker sees what
+    # the code uses of it.
+    class TurnCheckSpec(Protocol):
+        kind: str
+        name: str
+        turn: int | None
+
+else:
+    TurnCheckSpec = Annotated[reduce(operator.or_, _TURN_MODELS), Field(discriminator="kind")]
+    """A check of any kind with a ``turn`` field."""
 
 
 def turn_id(conversation_id: str, turn: int) -> str:
@@ -76,7 +86,7 @@ class ConversationSpec(BaseModel):
     turns: list[str] = Field(min_length=1, max_length=1000)
     system: str | None = None
     tags: list[str] = Field(default_factory=list)
-    checks: list[TurnCheckSpec] = Field(default_factory=list)  # type: ignore[valid-type]
+    checks: list[TurnCheckSpec] = Field(default_factory=list)
 
     @field_validator("turns")
     @classmethod

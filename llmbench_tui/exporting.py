@@ -134,7 +134,7 @@ def _md_cell(value: Any) -> str:
 
 
 def _md(records: list[dict[str, Any]], out: IO[str]) -> None:
-    columns = _MD_COLUMNS
+    columns: tuple[tuple[str, str], ...] = _MD_COLUMNS
     if any(get_path(r, _MD_SCORE[1]) is not None for r in records):
         columns = (*columns, _MD_SCORE)
     out.write("| " + " | ".join(h for h, _ in columns) + " |\n")
@@ -166,14 +166,14 @@ def _bench(records: list[dict[str, Any]], fmt: str) -> str:
     if fmt == "bench-md":
         rows = llamabench_rows(records)
         return render_markdown([[strip_controls(c) for c in row] for row in rows]) + "\n"
-    rows = [{k: e[k] for k in _BENCH_COLUMNS} for e in llamabench_results(records)]
+    results = [{k: e[k] for k in _BENCH_COLUMNS} for e in llamabench_results(records)]
     if fmt == "bench-json":
-        return orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n"
+        return orjson.dumps(results, option=orjson.OPT_INDENT_2).decode() + "\n"
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(_BENCH_COLUMNS), lineterminator="\n")
     writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    for result in results:
+        writer.writerow({k: "" if v is None else v for k, v in result.items()})
     return buf.getvalue()
 
 
@@ -187,9 +187,9 @@ def write_export(
         sys.stdout.write(text)
         return
     if hasattr(path_or_stream, "write"):
-        path_or_stream.write(text)  # type: ignore[union-attr]
+        path_or_stream.write(text)
         return
-    path = Path(path_or_stream)  # type: ignore[arg-type]
+    path = Path(path_or_stream)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8", newline="")
@@ -216,7 +216,8 @@ def _jsonl(data: bytes, path: Path) -> Iterator[dict[str, Any]]:
 def _sessions_apart(records: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
     """Runs of a self-contained export without their ``session`` blocks, and those sessions
     (once each): the store keeps a session once, not once per run."""
-    runs, sessions = [], {}
+    runs: list[dict[str, Any]] = []
+    sessions: dict[str, dict[str, Any]] = {}
     for record in records:
         session = record.get("session")
         if "session" in record:

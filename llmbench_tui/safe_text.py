@@ -103,7 +103,11 @@ def one_line(text: Any, width: int | None = None) -> str:
     The response, error and model come from a server, and ``llmbench import`` takes arbitrary
     JSON. ``strip_controls`` removes escape sequences whole (``ESC[2J`` leaves no ``[2J``) and
     every control character; whitespace runs, newlines included, become one space, so a field
-    cannot forge lines; text longer than ``width`` is cut with an ellipsis.
+    cannot forge lines; text longer than ``width`` is cut with an ellipsis. With a ``width``,
+    only the text's first ``20 × width`` characters are read: a field may hold a 10 MB answer.
     """
-    flat = " ".join(strip_controls("" if text is None else str(text)).split())
+    raw = "" if text is None else str(text)
+    if width is not None:
+        raw = raw[: width * 20]
+    flat = " ".join(strip_controls(raw).split())
     return flat if width is None or len(flat) <= width else flat[: width - 1] + "…"

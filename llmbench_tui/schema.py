@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -20,7 +20,7 @@ from .conversations import ConversationSpec
 # The quality vocabulary lives in the quality package; re-exported here with the rest.
 from .quality import CheckResult as CheckResult
 from .quality import CheckSpec, Fixture, FixtureError, Quality, load_fixture
-from .quality.judge import one_judge_check
+from .quality.judge_prompt import one_judge_check
 from .specs import Backend, ModelSpec
 from .workload_syntax import parse_levels, parse_slo, parse_values
 
@@ -177,7 +177,7 @@ class Suite(BaseModel):
     telemetry_urls: list[str] | dict[str, list[str]] = Field(default_factory=list)
     allow_code_exec: bool = False  # run python checks' tests (sandboxed); else "not run"
     conversations: list[ConversationSpec] = Field(default_factory=list)  # see conversations.py
-    judge: str | None = None  # a model spec that grades answers (engine.judging); --judge
+    judge: str | None = None  # a model spec that grades answers (engine.judge_runs); --judge
     judge_repeats: int = Field(default=1, ge=1, le=20)  # verdicts per answer; --judge-repeats
 
     @field_validator("judge")
@@ -287,6 +287,16 @@ class RunRecord(BaseModel):
     tags: list[str] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    if TYPE_CHECKING:
+        # Extra fields, set only on the runs they apply to (so other runs' JSON has no such key);
+        # declared here for the type checker only, pydantic keeps them as extras.
+        concurrent: dict[str, Any]  # a round of several streams (README Metrics)
+        done_reason: str
+        workload: dict[str, Any]  # a synthetic workload cell (engine.workload.record_fields)
+        slo: dict[str, Any]  # engine.goodput.judge
+        conversation_id: str | None
+        turn: int | None
 
     def to_json(self) -> dict[str, Any]:
         """The public JSON form (``schema`` spelled as in README Metrics)."""

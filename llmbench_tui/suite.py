@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from .quality import validation_message
 from .schema import Suite
 from .toml_lines import locate
+from .user_files import UserFileError, read_user_file
 
 __all__ = ["SuiteError", "load_suite", "locate"]
 
@@ -29,11 +30,9 @@ def load_suite(path: str | Path) -> Suite:
     """Parse and validate a suite; raise ``SuiteError`` with a message a person can act on."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SuiteError(f"suite file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SuiteError(f"cannot read suite file {path}: {exc}") from None
+        text = read_user_file(path, "suite file")
+    except UserFileError as exc:
+        raise SuiteError(str(exc)) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -1,9 +1,9 @@
 """Boundaries the layout promises, checked rather than hoped for.
 
-* The engine, the backends, the store, the commands (``--batch`` among them) and the CLI's
-  entry module never import Textual, nor the dashboard's ``llmbench_tui.ui`` package: only the
-  UI depends on Textual, so ``--batch`` in CI never pays for it. Each group is imported in a
-  fresh interpreter; a leak names the chain of modules that were importing when Textual (or the
+* The engine, the telemetry, the backends, the store, the commands (``--batch`` among them) and
+  the CLI's entry module never import Textual, nor the dashboard's ``llmbench_tui.ui`` package:
+  only the UI depends on Textual, so ``--batch`` in CI never pays for it. Each group is imported in
+  a fresh interpreter; a leak names the chain of modules that were importing when Textual (or the
   UI) was first asked for.
 * Events are built with keyword arguments only (``RunStarted`` has ten fields, two of them
   adjacent booleans).
@@ -68,6 +68,7 @@ print(json.dumps({"imported": imported, "leaked": leaked, "first": first}))
 
 GROUPS = {
     "engine": ["llmbench_tui.engine.*"],
+    "telemetry": ["llmbench_tui.telemetry.*"],
     "backends": ["llmbench_tui.backends.*"],
     "store": ["llmbench_tui.store.*"],
     # Every command, --batch among them: `history --tui` opens the UI from cli.py, lazily.
@@ -78,10 +79,11 @@ GROUPS = {
         "llmbench_tui.config",
         "llmbench_tui.schema",
         "llmbench_tui.suite",
-        "llmbench_tui.compare",
+        "llmbench_tui.compare.*",
         "llmbench_tui.exporting",
         "llmbench_tui.formatting",
         "llmbench_tui.safe_text",
+        "llmbench_tui.user_files",
     ],
 }
 
@@ -111,11 +113,12 @@ def test_group_imports_no_textual_and_no_ui(group: str) -> None:
 
 
 def test_the_walk_reaches_the_submodules() -> None:
-    """The probe really imports what it claims (runner, stats, timing, telemetry, report; the
-    batch command), so an empty walk cannot pass silently."""
-    imported = set(_probe(GROUPS["engine"] + GROUPS["commands"])["imported"])
-    for name in ("runner", "stats", "timing", "telemetry", "report", "events"):
+    """The probe really imports what it claims (runner, stats, timing, report; the telemetry
+    hub; the batch command), so an empty walk cannot pass silently."""
+    imported = set(_probe(GROUPS["engine"] + GROUPS["telemetry"] + GROUPS["commands"])["imported"])
+    for name in ("runner", "stats", "timing", "report", "events"):
         assert f"llmbench_tui.engine.{name}" in imported
+    assert "llmbench_tui.telemetry.telemetry" in imported
     assert "llmbench_tui.commands.batch" in imported
 
 

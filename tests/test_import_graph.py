@@ -231,3 +231,26 @@ def test_the_history_screens_pure_parts_import_no_textual() -> None:
             if any(name.split(".")[0] == "textual" for name in names):
                 textual.add(module)
     assert not textual, textual
+
+
+def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module that importing ``start`` imports, directly or through others."""
+    reached, todo = set(), [start]
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo.extend(graph[module])
+    return reached
+
+
+def test_the_store_and_the_telemetry_import_no_engine() -> None:
+    """The layers: the engine imports the store and the telemetry, never the other way round (the
+    store reads machine blocks from the telemetry, not from the engine)."""
+    graph = import_graph()
+    for lower in ("llmbench_tui.store", "llmbench_tui.telemetry"):
+        below = {m for m in graph if m == lower or m.startswith(lower + ".")}
+        assert below, lower
+        reached = {m for start in below for m in _reach(graph, start)}
+        engine = {m for m in reached if m.startswith("llmbench_tui.engine")}
+        assert not engine, f"{lower} imports {sorted(engine)}"

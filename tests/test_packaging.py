@@ -27,10 +27,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from support.paths import REPO
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "llmbench_tui"
 THEMES = REPO / "themes"  # installs as llmbench_tui.themes (see pyproject.toml)
 
@@ -104,7 +104,7 @@ for path in args["suites"]:
         suites[path] = f"error: {exc}"
 out["suites"] = suites
 
-from llmbench_tui.quality.judge import default_rubric
+from llmbench_tui.quality.judge_prompt import default_rubric
 
 out["rubric"] = default_rubric().text
 print(json.dumps(out))

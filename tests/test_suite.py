@@ -1,6 +1,7 @@
 """Suite files: valid ones load; bad ones name the file, the field and the line."""
 
 import pytest
+from support.paths import EXAMPLES
 
 from llmbench_tui.suite import SuiteError, load_suite
 
@@ -12,9 +13,8 @@ def write(tmp_path, text):
 
 
 def test_examples_load():
-    from pathlib import Path
 
-    examples = sorted(Path(__file__).parent.parent.glob("examples/*.toml"))
+    examples = sorted(EXAMPLES.glob("*.toml"))
     assert examples, "examples/ has no suites"
     for path in examples:
         suite = load_suite(path)

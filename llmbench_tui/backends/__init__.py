@@ -21,6 +21,7 @@ class BackendPool:
     def for_spec(self, spec: ModelSpec) -> Backend:
         """The backend serving ``spec``, created on first use."""
         host = spec.host
+        key: tuple[str, str | None]
         if spec.backend == "ollama":
             from .ollama import OllamaBackend, resolve_host
 

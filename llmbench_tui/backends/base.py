@@ -10,7 +10,7 @@ own scheduling never leaks into the figures.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -153,7 +153,11 @@ class Backend(Protocol):
     """What the engine needs from a backend. One instance serves one host (or this process)."""
 
     kind: str  # "ollama" | "openai" | "gguf"
-    host: str | None  # the base URL, or None in-process
+
+    @property
+    def host(self) -> str | None:
+        """The base URL, or None in-process."""
+        ...
 
     async def list_models(self) -> list[ModelInfo]:
         """Every model the source offers; raises ``Unreachable`` when it cannot be asked."""
@@ -174,7 +178,7 @@ class Backend(Protocol):
         options: Options,
         *,
         history: Sequence[Message] = (),
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncGenerator[StreamItem, None]:
         """Generate: yield ``TextChunk``s then exactly one ``FinalChunk``.
 
         ``history`` holds the earlier turns of a conversation (``chat_messages`` orders them).
@@ -186,7 +190,7 @@ class Backend(Protocol):
 
     def stream_raw(
         self, spec: ModelSpec, prompt: RawPrompt, options: Options
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncGenerator[StreamItem, None]:
         """Generate from a raw prompt (no chat template): a ``ContextReady`` first when
         ``prompt.context`` is set, then ``TextChunk``s and one ``FinalChunk``, like ``stream``."""
         ...

@@ -37,14 +37,15 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import llama_cpp
 import psutil
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 from .. import config
 from ..schema import ModelSpec, Options, ServerStats
@@ -270,7 +271,7 @@ class GGUFBackend:
         options: Options,
         *,
         history: Sequence[Message] = (),
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncGenerator[StreamItem, None]:
         def job(loaded: _Loaded, settings: dict[str, Any], load_s: float | None, stop, emit):
             messages = chat_messages(prompt, options, history)
             _generate(loaded, _prompt_tokens(loaded, messages), settings, load_s, stop, emit)
@@ -281,7 +282,7 @@ class GGUFBackend:
 
     async def stream_raw(
         self, spec: ModelSpec, prompt: RawPrompt, options: Options
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncGenerator[StreamItem, None]:
         """A raw prompt as exact tokens (module docstring); ``max_tokens`` from the prompt."""
         options = options.merged(Options(max_tokens=prompt.max_tokens))
 
@@ -325,7 +326,7 @@ class GGUFBackend:
 
     async def _run(
         self, spec: ModelSpec, options: Options, job: Callable[..., None]
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncGenerator[StreamItem, None]:
         """Run ``job`` on a worker thread holding the model's lock; yield what it emits."""
         path = self.model_path(spec)
         n_ctx = await asyncio.to_thread(self._n_ctx, path, options)
@@ -396,7 +397,8 @@ def _prompt_tokens(loaded: _Loaded, messages: list[Message]) -> list[int]:
     if loaded.formatter is None:
         text = "\n\n".join(m["content"] for m in messages)
         return llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
-    rendered = loaded.formatter(messages=messages)
+    # Our messages are role/content pairs: llama.cpp's request messages of those roles.
+    rendered = loaded.formatter(messages=cast(list[ChatCompletionRequestMessage], messages))
     return llm.tokenize(
         rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
     )

@@ -21,7 +21,6 @@ second), and decodes every other key as ``gguf`` does.
 
 from __future__ import annotations
 
-import struct
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +90,7 @@ class _BoundedReader(GGUFReader):
         if offs + 8 > len(self.data):
             raise _Truncated
         little = (self.byte_order == "I") == (sys.byteorder == "little")
-        return int(struct.unpack_from("<Q" if little else ">Q", self.data, offs)[0])
+        return int.from_bytes(self.data[offs : offs + 8].tobytes(), "little" if little else "big")
 
     def _skip(self, offs: int, raw_type: int) -> int:
         """Bytes taken by a value of ``raw_type`` at ``offs``, without decoding it."""

@@ -35,7 +35,7 @@ _KV = re.compile(
 _BUFFER = re.compile(r"(?P<dev>\S+) +(?P<what>compute|output|model) buffer size = +(?P<mib>[\d.]+)")
 
 
-@llama_cpp.llama_log_callback  # type: ignore[misc]
+@llama_cpp.llama_log_callback
 def _log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
     if _capture is not None:
         _capture.append(text.decode("utf-8", "replace"))

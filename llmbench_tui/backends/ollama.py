@@ -18,8 +18,8 @@ import ipaddress
 import json
 import os
 import urllib.parse
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any, cast
 
 import httpx
 import pydantic
@@ -199,7 +199,7 @@ class OllamaBackend:
             ps = await self._client.ps()
         except (ResponseError, httpx.HTTPError, ConnectionError, pydantic.ValidationError):
             return None
-        return {m.model or m.name: m for m in ps.models}
+        return {name: m for m in ps.models if (name := m.model or m.name)}
 
     async def list_models(self) -> list[ModelInfo]:
         try:
@@ -330,7 +330,7 @@ class OllamaBackend:
         options: Options,
         *,
         history: Sequence[Message] = (),
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncGenerator[StreamItem, None]:
         """``/api/chat`` streamed: text chunks, then one ``FinalChunk`` from the ``done`` line.
 
         Chunks without text (the role-only first chunk, empty keep-alive chunks) are not
@@ -359,14 +359,16 @@ class OllamaBackend:
                         yield final_chunk(part, t_ns)
                         return
             finally:
-                await parts.aclose()  # closes the HTTP response, so the server stops generating
+                # The client's stream is an async generator; closing it closes the HTTP
+                # response, so the server stops generating.
+                await cast(AsyncGenerator[Any, None], parts).aclose()
         except Exception as exc:
             raise await self._translate(exc, spec.name) from exc
         raise ProtocolError(f"the stream from Ollama at {self.host} ended without a final chunk")
 
     async def stream_raw(
         self, spec: ModelSpec, prompt: RawPrompt, options: Options
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncGenerator[StreamItem, None]:
         """``/api/generate`` with ``raw: true`` (no template), streamed; earlier context is sent
         first as a one-token generation so Ollama's prompt cache holds it. Ollama has no
         ``ignore_eos``: the model may stop before ``max_tokens`` (the engine records the count)."""
@@ -395,7 +397,7 @@ class OllamaBackend:
                         yield final_chunk(part, t_ns)
                         return
             finally:
-                await parts.aclose()
+                await cast(AsyncGenerator[Any, None], parts).aclose()
         except Exception as exc:
             raise await self._translate(exc, spec.name) from exc
         raise ProtocolError(f"the stream from Ollama at {self.host} ended without a final chunk")

@@ -29,7 +29,7 @@ measured request starts. ``tokenize`` asks llama.cpp's ``/tokenize``, vLLM's ``/
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import httpx
@@ -177,7 +177,7 @@ class OpenAIBackend:
 
     def effective_options(self, spec: ModelSpec, options: Options) -> dict[str, Any]:
         """What goes into the request; unset options are left to the server's defaults."""
-        sent = {
+        sent: dict[str, Any] = {
             key: value
             for key, value in (
                 ("temperature", options.temperature),
@@ -214,7 +214,7 @@ class OpenAIBackend:
         options: Options,
         *,
         history: Sequence[Message] = (),
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncGenerator[StreamItem, None]:
         body = self._body(spec, prompt, options, history)
         async for item in self._stream("/chat/completions", body, spec):
             yield item
@@ -227,7 +227,7 @@ class OpenAIBackend:
 
     async def stream_raw(
         self, spec: ModelSpec, prompt: RawPrompt, options: Options
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncGenerator[StreamItem, None]:
         """``/v1/completions`` streamed, after a priming completion of the context, if any."""
         if prompt.context:
             prime = self._raw_body(spec, prompt.context, options, 1)
@@ -292,7 +292,7 @@ class OpenAIBackend:
 
     async def _stream(
         self, path: str, body: dict[str, Any], spec: ModelSpec
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncGenerator[StreamItem, None]:
         usage: dict[str, Any] = {}
         timings: dict[str, Any] | None = None
         finish: str | None = None

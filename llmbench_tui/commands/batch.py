@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from ..engine.events import (
     RunStarted,
     SessionFinished,
 )
-from ..engine.judging import judge_rows, judged_line
+from ..engine.judge_runs import judge_rows, judged_line
 from ..engine.report import footnotes, render_markdown, render_text, summary_table
 from ..engine.runner import Engine, Plan
 from ..engine.workload import Workload, WorkloadError, cell_prompt
@@ -242,7 +243,7 @@ def _open_store(args: argparse.Namespace) -> Any:
 
 def _start_telemetry(args: argparse.Namespace) -> Any:
     try:
-        from ..engine.telemetry import TelemetryHub
+        from ..telemetry.telemetry import TelemetryHub
     except ImportError:
         return None
     hub = TelemetryHub(
@@ -258,7 +259,7 @@ def _start_telemetry(args: argparse.Namespace) -> Any:
 
 def add_condition_flags(p: argparse.ArgumentParser) -> None:
     """``--wait-idle[=SECONDS]`` and ``--telemetry-url URL`` (called by ``cli.build_parser``)."""
-    from ..engine.conditions import DEFAULT_WAIT_S
+    from ..telemetry.conditions import DEFAULT_WAIT_S
 
     def seconds(text: str) -> float:
         value = float(text)
@@ -293,8 +294,8 @@ def telemetry_urls(args: argparse.Namespace) -> dict[str, str | None]:
 def _check_idle(args: argparse.Namespace, plan: Plan) -> Any:
     """Before the session: say when the machine is busy with other work (and, with
     ``--wait-idle``, wait for it to calm down first); the session's environment records it."""
-    from ..engine import conditions
-    from ..engine.sampler import ProcessTarget
+    from ..telemetry import conditions
+    from ..telemetry.sampler import ProcessTarget
 
     server = args.server_pid or os.environ.get("LLMBENCH_SERVER_PID")
     targets = {ProcessTarget.for_backend(m.backend, m.host, server) for m in plan.models}
@@ -395,11 +396,11 @@ def _write_outputs(
     finished: SessionFinished,
     rows: list,
     env: dict | None = None,
-    extra_md: list[str] = (),
+    extra_md: Sequence[str] = (),
 ) -> None:
     records = [r.to_json() for r in finished.records]
     if env:  # self-contained, like `llmbench export`: the machine and the session travel along
-        from ..engine.environment import machine_block
+        from ..telemetry.environment import machine_block
 
         machine, session = machine_block(env), {"id": finished.session_id, "environment": env}
         records = [{**r, "machine": machine, "session": session} for r in records]

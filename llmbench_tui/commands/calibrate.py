@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from ..config import data_dir as resolve_data_dir
-from ..engine.efficiency import CALIBRATION_FILE
+from ..telemetry.efficiency import CALIBRATION_FILE
 
 DEFAULT_MB = 256
 

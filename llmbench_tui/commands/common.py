@@ -78,6 +78,15 @@ def open_store(args: argparse.Namespace) -> RunStore:
     return open_location(getattr(args, "store", None), args.data_dir)
 
 
+def stored_runs_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The parser of a command that works on stored runs, with its ``SESSION_OR_RUN`` argument
+    (``runs_of``) in place."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("target", metavar="SESSION_OR_RUN",
+                        help="a session id or a run id (or an unambiguous prefix of either)")
+    return parser
+
+
 def runs_of(store: RunStore, ref: str) -> list[dict[str, Any]]:
     """The runs ``ref`` names for commands that take SESSION_OR_RUN: one run (id or prefix),
     else every run of a session (id or prefix), oldest first. ``StoreError`` says which when

@@ -171,7 +171,7 @@ def recover(path: Path) -> str:
 
 def check_series(store: Store) -> list[str]:
     """Move unreadable series files aside (series are not worth refusing to start over)."""
-    notes = []
+    notes: list[str] = []
     if not store.series_dir.is_dir():
         return notes
     for shard in sorted(store.series_dir.glob("*.json")):

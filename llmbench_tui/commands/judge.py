@@ -1,6 +1,6 @@
 """``llmbench judge SESSION_OR_RUN --judge SPEC``: a judge model grades stored answers.
 
-The same grading as ``--batch --judge`` (``engine.judging``), after the fact: every successful,
+The same grading as ``--batch --judge`` (``engine.judge_runs``), after the fact: every successful,
 non-warm-up run of the session (or the one run) is graded and its ``quality`` replaced through
 ``Store.update_quality`` (the previous block moves to ``quality_history``). Nothing is re-run and
 no timing changes; the judge's calls are not run records.
@@ -29,9 +29,10 @@ from llmbench_tui.commands.common import (
     json_text,
     open_store,
     runs_of,
+    stored_runs_parser,
     table,
 )
-from llmbench_tui.engine.judging import (
+from llmbench_tui.engine.judge_runs import (
     Graded,
     JudgeConfig,
     StoredJudging,
@@ -39,7 +40,7 @@ from llmbench_tui.engine.judging import (
     judge_stored,
 )
 from llmbench_tui.formatting import fmt_num
-from llmbench_tui.quality.judge import load_rubric
+from llmbench_tui.quality.judge_prompt import load_rubric
 from llmbench_tui.safe_text import one_line
 from llmbench_tui.schema import ModelSpec
 from llmbench_tui.store import RunStore, StoreError
@@ -70,7 +71,7 @@ def judge_config_from_args(args: argparse.Namespace, suite: Any) -> JudgeConfig 
     """The session judge of ``--batch``: flags over the suite's ``judge``/``judge_repeats``;
     ``None`` when neither asks for one. ValueError (a usage error) for a bad spec or rubric."""
     spec_text = getattr(args, "judge", None) or getattr(suite, "judge", None)
-    repeats = getattr(args, "judge_repeats", None) or getattr(suite, "judge_repeats", 1)
+    repeats: int = getattr(args, "judge_repeats", 0) or getattr(suite, "judge_repeats", 1)
     rubric_path = getattr(args, "rubric", None)
     if rubric_path and not spec_text:
         raise ValueError("--rubric needs a judge: --judge SPEC (or judge = \"SPEC\" in the suite)")
@@ -85,14 +86,12 @@ def judge_config_from_args(args: argparse.Namespace, suite: Any) -> JudgeConfig 
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="A judge model grades stored answers against a rubric (1-10, mean and "
-        "spread of --judge-repeats verdicts); the run's quality block is replaced, the previous "
-        "one kept in quality_history. Nothing is re-run.",
+    parser = stored_runs_parser(
+        prog,
+        "A judge model grades stored answers against a rubric (1-10, mean and spread of "
+        "--judge-repeats verdicts); the run's quality block is replaced, the previous one kept "
+        "in quality_history. Nothing is re-run.",
     )
-    parser.add_argument("target", metavar="SESSION_OR_RUN",
-                        help="a session id or a run id (or an unambiguous prefix of either)")
     add_judge_flags(parser, required=True)
     parser.add_argument("--ollama-host", help="default Ollama host (env OLLAMA_HOST)")
     parser.add_argument("--json", action="store_true",

@@ -14,31 +14,28 @@ import argparse
 import sys
 from typing import Any
 
-from llmbench_tui.commands.common import add_data_dir, fail, json_text, open_store, runs_of
+from llmbench_tui.commands import common
 from llmbench_tui.formatting import fmt_num
 from llmbench_tui.quality import score_answer
-from llmbench_tui.quality.judge import carry_judgement
+from llmbench_tui.quality.judge_prompt import carry_judgement
 from llmbench_tui.safe_text import one_line
 from llmbench_tui.store import StoreError
 from llmbench_tui.suite import SuiteError, load_suite
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Re-score stored answers with a suite's current checks (runs are matched "
-        "to the suite's prompts by prompt id; the previous quality block is kept in "
-        "quality_history).",
+    parser = common.stored_runs_parser(
+        prog,
+        "Re-score stored answers with a suite's current checks (runs are matched to the suite's "
+        "prompts by prompt id; the previous quality block is kept in quality_history).",
     )
-    parser.add_argument("target", metavar="SESSION_OR_RUN",
-                        help="a session id or a run id (or an unambiguous prefix of either)")
     parser.add_argument("--suite", required=True, metavar="FILE",
                         help="the suite file whose checks to apply")
     parser.add_argument("--allow-code-exec", action="store_true",
                         help="run the tests of python checks (also allow_code_exec in the suite)")
     parser.add_argument("--json", action="store_true",
                         help="print the re-scored runs' new quality blocks as JSON")
-    add_data_dir(parser)
+    common.add_data_dir(parser)
     return parser
 
 
@@ -60,10 +57,10 @@ def main(args: argparse.Namespace) -> int:
     prompts = {p.id: p for p in suite.prompts}
     allow = bool(args.allow_code_exec or suite.allow_code_exec)
     try:
-        store = open_store(args)
-        runs = runs_of(store, args.target)
+        store = common.open_store(args)
+        runs = common.runs_of(store, args.target)
     except StoreError as exc:
-        return fail(prog, str(exc))
+        return common.fail(prog, str(exc))
     rescored: list[dict[str, Any]] = []
     not_in_suite: dict[str, int] = {}
     not_ok = 0
@@ -91,11 +88,11 @@ def main(args: argparse.Namespace) -> int:
             if not args.json:
                 print(f"{_label(run)}: {fmt_num(before)} -> {fmt_num(quality['score'])}")
     except StoreError as exc:
-        return fail(prog, str(exc))
+        return common.fail(prog, str(exc))
     finally:
         store.close()
     if args.json:
-        sys.stdout.write(json_text(rescored))
+        sys.stdout.write(common.json_text(rescored))
     for prompt_id, n in sorted(not_in_suite.items()):
         print(f"{prog}: {n} run{'s' if n != 1 else ''} of prompt {prompt_id!r} left alone: "
               "no such prompt with checks in the suite", file=sys.stderr)

@@ -95,7 +95,7 @@ def render(
     machine: dict[str, Any] | None = None,
     session: dict[str, Any] | None = None,
 ) -> str:
-    from llmbench_tui.engine.environment import machine_line
+    from llmbench_tui.telemetry.environment import machine_line
 
     if machine is None and isinstance(record.get("machine"), dict):
         machine = record["machine"]

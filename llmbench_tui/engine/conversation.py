@@ -1,6 +1,6 @@
 """Conversations in the engine: turns run in order, each sent with the whole history so far.
 
-``Engine._run_model`` calls ``run_conversations`` after a model's prompts (and, for a suite of
+``Engine`` calls ``run_conversations`` after a model's prompts (and, for a suite of
 conversations only, ``warm_up`` first: cold and warm-up runs then send the first turn of the
 first conversation). For each repetition, each conversation's turns run one after another:
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backends.base import BackendError, Message
 from ..conversations import ConversationSpec
@@ -33,10 +33,14 @@ from ..schema import ModelSpec, PromptSpec, RunRecord, get_path
 from .slots import ModelFailed, Slot
 from .stats import counts_in_figures, describe
 
+if TYPE_CHECKING:
+    from .plan import Plan
+    from .session import EngineSession
+
 log = logging.getLogger(__name__)
 
 
-def conversation_runs(plan: Any) -> int:
+def conversation_run_count(plan: Plan) -> int:
     """Run records the plan's conversations make per model (skipped turns included)."""
     conversations = getattr(plan, "conversations", None) or []
     return sum(len(c.turns) for c in conversations) * plan.repetitions
@@ -49,12 +53,12 @@ def turn_prompt(conv: ConversationSpec, turn: int) -> PromptSpec:
     )
 
 
-def first_turn(plan: Any) -> PromptSpec:
+def first_turn(plan: Plan) -> PromptSpec:
     """What cold and warm-up runs send when a suite has conversations only."""
     return turn_prompt(plan.conversations[0], 1)
 
 
-async def warm_up(engine: Any, spec: ModelSpec) -> None:
+async def warm_up(engine: EngineSession, spec: ModelSpec) -> None:
     """Cold and warm-up runs for a plan with no prompts: the first turn, on its own."""
 
     plan, prompt = engine.plan, first_turn(engine.plan)
@@ -62,15 +66,15 @@ async def warm_up(engine: Any, spec: ModelSpec) -> None:
         if engine.cancelled:
             return
         slot = Slot(spec, prompt, i, cold=True)
-        if await engine._unload(slot):
-            await engine._round([slot])
+        if await engine.unload(slot):
+            await engine.run_round([slot])
     for i in range(plan.warmup):
         if engine.cancelled:
             return
-        await engine._round([Slot(spec, prompt, i, warmup=True)])
+        await engine.run_round([Slot(spec, prompt, i, warmup=True)])
 
 
-async def run_conversations(engine: Any, spec: ModelSpec) -> None:
+async def run_conversations(engine: EngineSession, spec: ModelSpec) -> None:
     """Every repetition of every conversation of the plan, for one model."""
     plan = engine.plan
     for rep in range(plan.repetitions):
@@ -80,8 +84,9 @@ async def run_conversations(engine: Any, spec: ModelSpec) -> None:
             await _run_conversation(engine, spec, conv, rep)
 
 
-async def _run_conversation(engine: Any, spec: ModelSpec, conv: ConversationSpec, rep: int) -> None:
-
+async def _run_conversation(
+    engine: EngineSession, spec: ModelSpec, conv: ConversationSpec, rep: int
+) -> None:
     history: list[Message] = []
     for turn in range(1, len(conv.turns) + 1):
         if engine.cancelled:
@@ -90,10 +95,10 @@ async def _run_conversation(engine: Any, spec: ModelSpec, conv: ConversationSpec
             spec, turn_prompt(conv, turn), rep, history=tuple(history),
             conversation_id=conv.id, turn=turn,
         )
-        outcome = await engine._run_one(slot)
+        outcome = await engine.run_one(slot)
         rec = outcome.record
         await _score(engine, rec, conv.checks_for(turn))
-        await engine._finish(rec, outcome.series)
+        await engine.finish(rec, outcome.series)
         if outcome.model_failed:
             raise ModelFailed(rec.error)
         if rec.status != "ok":
@@ -106,7 +111,7 @@ async def _run_conversation(engine: Any, spec: ModelSpec, conv: ConversationSpec
         ]
 
 
-async def _score(engine: Any, rec: RunRecord, checks: Sequence[Any]) -> None:
+async def _score(engine: EngineSession, rec: RunRecord, checks: Sequence[Any]) -> None:
     """A turn's checks, once its stream has ended (on a worker thread: code checks take
     seconds); judge checks stay not run here and are graded after the session."""
     if rec.status != "ok" or not checks:
@@ -121,17 +126,21 @@ async def _score(engine: Any, rec: RunRecord, checks: Sequence[Any]) -> None:
 
 
 async def _skip_rest(
-    engine: Any, spec: ModelSpec, conv: ConversationSpec, rep: int, failed: int, rec: RunRecord
+    engine: EngineSession,
+    spec: ModelSpec,
+    conv: ConversationSpec,
+    rep: int,
+    failed: int,
+    rec: RunRecord,
 ) -> None:
-
     why = f"skipped: turn {failed} of conversation {conv.id!r} ended with {rec.status}"
     if rec.error:
         why += f" ({rec.error})"
     for turn in range(failed + 1, len(conv.turns) + 1):
         slot = Slot(spec, turn_prompt(conv, turn), rep, conversation_id=conv.id, turn=turn)
-        skipped = engine._error_record(slot, BackendError(why))
+        skipped = engine.error_record(slot, BackendError(why))
         skipped.status = "skipped"
-        await engine._finish(skipped, None)
+        await engine.finish(skipped, None)
 
 
 # --------------------------------------------------------------------------------- report

@@ -62,7 +62,7 @@ class RunFinished:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunJudged:
-    """A judge graded a stored run after the measured runs (``engine.judging``): ``record``
+    """A judge graded a stored run after the measured runs (``engine.judge_runs``): ``record``
     carries the new ``quality`` (already stored); ``index`` counts judged runs from 1."""
 
     record: RunRecord

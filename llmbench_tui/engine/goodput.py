@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..schema import get_path
@@ -66,23 +66,7 @@ class Level:
     goodput_tok_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "backend": self.backend,
-            "host": self.host,
-            "prompt_id": self.prompt_id,
-            "level": self.level,
-            "n_runs": self.n_runs,
-            "n_ok": self.n_ok,
-            "rounds": self.rounds,
-            "wall_s": self.wall_s,
-            "aggregate_tok_s": self.aggregate_tok_s,
-            "per_stream_decode_tok_s": self.per_stream_decode_tok_s,
-            "ttft_s": self.ttft_s,
-            "itl_s": self.itl_s,
-            "slo_met_share": self.slo_met_share,
-            "goodput_tok_s": self.goodput_tok_s,
-        }
+        return asdict(self)
 
 
 def _pcts(values: list[float]) -> dict[str, float | None]:

@@ -22,7 +22,7 @@ shapes says so and is not comparable with LocalScore's. Where energy is measured
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..schema import get_path
@@ -83,32 +83,23 @@ def _shape_figures(recs: list[dict[str, Any]]) -> dict[str, float | None]:
     }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class Result:
+    """One model's LocalScore-formula figures; the fields in the order of its JSON form."""
+
     model: str
-    shapes_run: list[str]
-    shapes_skipped: list[str] = field(default_factory=list)
+    formula: str = FORMULA
+    score: float | None = None
     prompt_tok_s: float | None = None
     gen_tok_s: float | None = None
     ttft_ms: float | None = None
-    score: float | None = None
     tokens_per_j: float | None = None
+    shapes_run: list[str]
+    shapes_skipped: list[str] = field(default_factory=list)
     comparable: bool = False
-    formula: str = FORMULA
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "formula": self.formula,
-            "score": self.score,
-            "prompt_tok_s": self.prompt_tok_s,
-            "gen_tok_s": self.gen_tok_s,
-            "ttft_ms": self.ttft_ms,
-            "tokens_per_j": self.tokens_per_j,
-            "shapes_run": self.shapes_run,
-            "shapes_skipped": self.shapes_skipped,
-            "comparable": self.comparable,
-        }
+        return asdict(self)
 
     def sentence(self) -> str:
         if self.score is None:
@@ -132,7 +123,7 @@ def score(records: list[dict[str, Any]], skipped: list[str] | None = None) -> li
     for r in records:
         if not get_path(r, "workload.localscore") or not counts_in_figures(r):
             continue
-        model = r.get("model_spec") or r.get("model")
+        model = r.get("model_spec") or r.get("model") or "?"
         by_model.setdefault(model, {}).setdefault(get_path(r, "workload.test"), []).append(r)
     results = []
     for model, tests in by_model.items():
@@ -154,7 +145,7 @@ def score(records: list[dict[str, Any]], skipped: list[str] | None = None) -> li
         energy = [get_path(r, "efficiency.energy_j") for r in runs]
         if runs and all(isinstance(e, int | float) and e > 0 for e in energy):
             tokens = sum(get_path(r, "tokens.output") or 0 for r in runs)
-            res.tokens_per_j = tokens / sum(energy)  # type: ignore[arg-type]
+            res.tokens_per_j = tokens / sum(energy)
         res.comparable = len(tests) == len(SHAPES)
         results.append(res)
     return results

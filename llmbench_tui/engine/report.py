@@ -87,7 +87,7 @@ def footnotes(groups: list[GroupSummary]) -> list[str]:
             notes.append(f"{group_label(g)}: {err}")
         for warning in g.warnings:
             notes.append(f"{group_label(g)}: warning: {warning}")
-        for check in g.not_run:
+        for check in g.checks_not_run:
             notes.append(f"{group_label(g)} {g.prompt_id}: check not run, left out of the score: "
                          f"{check}")
     return notes

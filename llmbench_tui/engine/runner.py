@@ -12,7 +12,7 @@ CPU/GPU and distort each other's figures):
 4. conversations (``engine.conversation``): for every repetition, each conversation's turns in
    order, one stream at a time, each turn sent with the history so far.
 
-Once every model is done, a judge grades the answers that ask for it (``engine.judging``).
+Once every model is done, a judge grades the answers that ask for it (``engine.judge_runs``).
 
 A round's successful answers are scored against their prompt's checks (``quality``) once all of
 its streams have ended, then its runs are stored.
@@ -31,7 +31,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,115 +48,19 @@ from ..backends.base import (
 )
 from ..fit.check import FitCheck
 from ..quality import score_answer
-from ..schema import ModelSpec, Options, PromptSpec, RunRecord, Suite, Tokens
-from .conversation import conversation_runs, run_conversations, warm_up
+from ..schema import ModelSpec, Options, PromptSpec, RunRecord, Tokens
+from .conversation import run_conversations, warm_up
 from .events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished, SessionStarted
-from .judging import judge_config, judge_session
-from .slots import ModelFailed, Slot
+from .judge_runs import judge_session
+from .plan import Plan
+from .session import RunSink, TelemetrySource
+from .slots import ModelFailed, Outcome, Slot
 from .stats import summarize
+from .synthetic_prompts import PromptBuilder
 from .timing import NS, Arrivals, client_timings
-from .workload import (
-    Cell,
-    PromptBuilder,
-    Workload,
-    build_workload,
-    cell_prompt,
-    record_fields,
-)
+from .workload import Cell, Workload, cell_prompt, record_fields
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Plan:
-    """Models × prompts × repetitions, with warm-up, cold runs, concurrency and timeouts."""
-
-    models: list[ModelSpec]
-    prompts: list[PromptSpec]
-    options: Options = field(default_factory=Options)
-    repetitions: int = 3
-    warmup: int = 1
-    cold: int = 0
-    concurrency: int = 1
-    ttft_timeout_s: float | None = None
-    stall_timeout_s: float | None = None
-    tags: list[str] = field(default_factory=list)
-    name: str = "adhoc"
-    allow_code_exec: bool = False  # quality: run python checks' tests (in the sandbox)
-    conversations: list[Any] = field(default_factory=list)  # conversations.ConversationSpec
-    judge: Any = None  # engine.judging.JudgeConfig: who grades answers after the session
-    workload: Workload | None = None  # a size grid / sweep / LocalScore instead of ``prompts``
-
-    @classmethod
-    def from_suite(cls, suite: Suite) -> Plan:
-        """The suite as a plan; a ``[workload]`` becomes ``workload`` (call
-        ``workload.fit_to_models`` with the models' contexts before running it)."""
-        workload, _ = build_workload(suite.workload, default_concurrency=suite.concurrency)
-        prompts = [cell_prompt(c) for c in workload.cells] if workload and workload.cells else []
-        return cls(
-            models=[ModelSpec.parse(m) for m in suite.models],
-            prompts=prompts or list(suite.prompts),
-            options=suite.options,
-            repetitions=suite.repetitions,
-            warmup=suite.warmup,
-            cold=suite.cold,
-            concurrency=suite.concurrency,
-            ttft_timeout_s=suite.ttft_timeout_s,
-            stall_timeout_s=suite.stall_timeout_s,
-            tags=list(suite.tags),
-            name=suite.name,
-            allow_code_exec=suite.allow_code_exec,
-            conversations=list(suite.conversations),
-            judge=judge_config(suite),
-            workload=workload,
-        )
-
-    def runs_per_model(self) -> int:
-        if self.workload is not None:
-            per_rep = self.workload.runs_per_round_set(len(self.prompts))
-            measured = per_rep * self.repetitions
-        else:
-            measured = len(self.prompts) * self.repetitions * self.concurrency
-        return self.cold + self.warmup + measured + conversation_runs(self)
-
-    def total_runs(self) -> int:
-        return len(self.models) * self.runs_per_model()
-
-    def describe(self) -> dict[str, Any]:
-        """The plan as stored with the session, so a session can be re-run exactly."""
-        return {
-            "name": self.name,
-            "models": [m.label for m in self.models],
-            "prompts": [p.model_dump() for p in self.prompts],
-            "options": self.options.model_dump(exclude_none=True),
-            "repetitions": self.repetitions,
-            "warmup": self.warmup,
-            "cold": self.cold,
-            "concurrency": self.concurrency,
-            "ttft_timeout_s": self.ttft_timeout_s,
-            "stall_timeout_s": self.stall_timeout_s,
-            "tags": self.tags,
-            "allow_code_exec": self.allow_code_exec,
-            **({"conversations": [c.model_dump() for c in self.conversations]}
-               if self.conversations else {}),
-            **({"judge": self.judge.describe()} if self.judge else {}),
-            **({"workload": self.workload.describe()} if self.workload else {}),
-        }
-
-
-
-
-@dataclass(slots=True)
-class _Outcome:
-    """A finished run before it is stored: the record, its series, its window in time."""
-
-    record: RunRecord
-    series: dict[str, Any] | None = None
-    t_send: int | None = None
-    t_last: int | None = None
-    model_failed: bool = False
-
-
 
 
 class Engine:
@@ -168,8 +71,8 @@ class Engine:
         plan: Plan,
         *,
         pool: BackendPool | None = None,
-        store: Any = None,
-        telemetry: Any = None,
+        store: RunSink | None = None,
+        telemetry: TelemetrySource | None = None,
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
         self.plan = plan
@@ -180,7 +83,7 @@ class Engine:
         self.on_event = on_event or (lambda _event: None)
         self.session_id = uuid.uuid4().hex
         self.records: list[RunRecord] = []
-        self._streams: set[asyncio.Task] = set()
+        self.streams: set[asyncio.Future[Any]] = set()  # what cancel() stops
         self._cancelled = False
         self._index = 0
         self._stored = True
@@ -194,7 +97,7 @@ class Engine:
         """Stop: running streams end as ``cancelled`` with their partial output; nothing new
         starts. Runs already finished are kept."""
         self._cancelled = True
-        for task in list(self._streams):
+        for task in list(self.streams):
             task.cancel()
 
     @property
@@ -206,7 +109,7 @@ class Engine:
     async def run(self) -> SessionFinished:
         plan = self.plan
         total = plan.total_runs()
-        self._emit(SessionStarted(
+        self.emit(SessionStarted(
                 session_id=self.session_id,
                 total_runs=total,
                 models=[m.label for m in plan.models],
@@ -234,10 +137,10 @@ class Engine:
             stored=self._stored,
             groups=summarize(self.records),
         )
-        self._emit(finished)
+        self.emit(finished)
         return finished
 
-    def _emit(self, event: Event) -> None:
+    def emit(self, event: Event) -> None:
         """Publish to the consumer; its bugs (a closed pipe under ``| head``, a widget error)
         must never turn into a failed run."""
         try:
@@ -277,12 +180,12 @@ class Engine:
                 return
             prompt = first if cell else plan.prompts[i % len(plan.prompts)]
             slot = Slot(spec, prompt, i, cold=True, cell=cell)
-            if await self._unload(slot):
-                await self._round([slot])
+            if await self.unload(slot):
+                await self.run_round([slot])
         for i in range(plan.warmup):
             if self._cancelled:
                 return
-            await self._round([Slot(spec, first, i, warmup=True, cell=cell)])
+            await self.run_round([Slot(spec, first, i, warmup=True, cell=cell)])
         if plan.workload is not None:
             await self._run_workload(spec, plan.workload)
             return
@@ -291,7 +194,7 @@ class Engine:
                 if self._cancelled:
                     return
                 slots = [Slot(spec, prompt, rep, stream=s) for s in range(plan.concurrency)]
-                await self._round(slots)
+                await self.run_round(slots)
         await run_conversations(self, spec)
 
     async def _run_workload(self, spec: ModelSpec, workload: Workload) -> None:
@@ -308,12 +211,12 @@ class Engine:
                         Slot(spec, prompt, rep, stream=s, cell=cell, level=level)
                         for s in range(level)
                     ]
-                    await self._round(slots)
+                    await self.run_round(slots)
                     if workload.prefix_cache and cell is not None and not self._cancelled:
                         repeat = cell_prompt(cell, repeat=True)
                         again = Slot(spec, repeat, rep, cell=cell, level=level, repeat=True)
                         again.built = slots[0].built
-                        await self._round([again])
+                        await self.run_round([again])
 
     async def _prepare(self, slots: list[Slot]) -> None:
         """Build the round's synthetic prompts (calibrating if need be) before any stream starts,
@@ -338,23 +241,23 @@ class Engine:
             except ValueError as exc:  # WorkloadError: no count to calibrate on
                 slot.prep_error = BackendError(f"cannot build the {slot.cell.test} prompt: {exc}")
 
-    async def _unload(self, slot: Slot) -> bool:
+    async def unload(self, slot: Slot) -> bool:
         """Unload before a cold run. When the backend cannot (OpenAI-compatible servers have
         no unload), the cold run is stored as an error with that sentence and not run at all:
         running it would store a warm run marked cold."""
         try:
             await self.pool.for_spec(slot.spec).unload(slot.spec)
         except BackendError as exc:
-            await self._finish(self._error_record(slot, exc), None)
+            await self.finish(self.error_record(slot, exc), None)
             if isinstance(exc, Unreachable | ModelNotFound):
                 raise ModelFailed from exc
             return False
         return True
 
-    async def _round(self, slots: list[Slot]) -> None:
+    async def run_round(self, slots: list[Slot]) -> None:
         """Run the slots' streams at once; aggregate throughput when there are several."""
         await self._prepare(slots)
-        outcomes = await asyncio.gather(*(self._run_one(s) for s in slots))
+        outcomes = await asyncio.gather(*(self.run_one(s) for s in slots))
         sweep = self.plan.workload is not None and self.plan.workload.sweep
         if len(slots) > 1 or (sweep and not (slots[0].warmup or slots[0].cold)):
             ok = [o.record for o in outcomes if o.record.status == "ok"]
@@ -373,12 +276,12 @@ class Engine:
                 }
         await self._score(slots, outcomes)
         for o in outcomes:
-            await self._finish(o.record, o.series)
+            await self.finish(o.record, o.series)
         failed = [o.record for o in outcomes if o.model_failed]
         if failed:
             raise ModelFailed(failed[0].error)
 
-    async def _score(self, slots: list[Slot], outcomes: list[_Outcome]) -> None:
+    async def _score(self, slots: list[Slot], outcomes: list[Outcome]) -> None:
         """Answer quality, once every stream of the round has ended (a scorer never shares the
         machine with a measured stream): each successful run's answer against its prompt's
         checks, on a worker thread (``tsc`` and the code sandbox take seconds). Failed, timed
@@ -397,11 +300,11 @@ class Engine:
             except Exception:
                 log.exception("scoring run %s failed", rec.id)
 
-    async def _finish(self, rec: RunRecord, series: dict[str, Any] | None) -> None:
+    async def finish(self, rec: RunRecord, series: dict[str, Any] | None) -> None:
         self._index += 1
         await self._store_call("add_run", rec.to_json(), series)
         self.records.append(rec)
-        self._emit(RunFinished(record=rec, index=self._index, total_runs=self.plan.total_runs()))
+        self.emit(RunFinished(record=rec, index=self._index, total_runs=self.plan.total_runs()))
 
     async def _store_call(self, method: str, *args: Any) -> None:
         """Store writes run on a thread (they fsync); a failure is logged, never fatal: the
@@ -414,13 +317,18 @@ class Engine:
             self._stored = False
             log.error("could not store %s: %s", method, exc)
 
+    async def save_quality(self, run_id: str, quality: dict[str, Any]) -> None:
+        """A run's quality block graded after it was stored (the judge), written like every
+        store call."""
+        await self._store_call("update_quality", run_id, quality)
+
     # ----------------------------------------------------------------- one run
 
-    async def _run_one(self, slot: Slot) -> _Outcome:
+    async def run_one(self, slot: Slot) -> Outcome:
         plan = self.plan
         run_id = uuid.uuid4().hex
         spec, prompt = slot.spec, slot.prompt
-        self._emit(
+        self.emit(
             RunStarted(
                 run_id=run_id,
                 session_id=self.session_id,
@@ -444,9 +352,9 @@ class Engine:
             if slot.prep_error is not None:
                 raise slot.prep_error
         except BackendError as exc:
-            rec = self._error_record(slot, exc, run_id=run_id, started_at=started_at)
+            rec = self.error_record(slot, exc, run_id=run_id, started_at=started_at)
             failed = slot.prep_error is None or isinstance(exc, Unreachable | ModelNotFound)
-            return _Outcome(rec, model_failed=failed)
+            return Outcome(rec, model_failed=failed)
         if self.telemetry is not None:
             self.telemetry.watch(spec, backend)
 
@@ -458,7 +366,7 @@ class Engine:
         else:
             stream = backend.stream(spec, prompt.text, options, history=slot.history)
         task = asyncio.ensure_future(self._consume(stream, arrivals, run_id, primed))
-        self._streams.add(task)
+        self.streams.add(task)
         status, error, final = "ok", None, None
         model_failed = False
         try:
@@ -477,7 +385,7 @@ class Engine:
             log.exception("unexpected failure in %s", spec.label)
             status, error = "error", f"unexpected error from the {spec.backend} backend: {exc!r}"
         finally:
-            self._streams.discard(task)
+            self.streams.discard(task)
         t_last = final.t_ns if final else (arrivals.times[-1] if arrivals.times else now_ns())
 
         if final is not None and final.output_tokens is not None:
@@ -525,23 +433,29 @@ class Engine:
         t_send = arrivals.t_send  # moved past the primed context, if there was one
         series: dict[str, Any] = {"arrivals_s": arrivals.offsets_s()}
         if self.telemetry is not None:
-            await self._add_telemetry(rec, series, spec, t_send, t_last)
+            await self._add_telemetry(self.telemetry, rec, series, spec, t_send, t_last)
         if status == "ok":
             rec.fit = await self._fit_check.check(rec, spec, backend)
-        return _Outcome(rec, series, t_send, t_last, model_failed)
+        return Outcome(rec, series, t_send, t_last, model_failed)
 
     async def _add_telemetry(
-        self, rec: RunRecord, series: dict, spec: ModelSpec, t0: int, t1: int
+        self,
+        telemetry: TelemetrySource,
+        rec: RunRecord,
+        series: dict[str, Any],
+        spec: ModelSpec,
+        t0: int,
+        t1: int,
     ) -> None:
         try:
             # Off the loop: a run shorter than one interval waits for the sampler's next tick.
-            summary, tseries = await asyncio.to_thread(self.telemetry.run_window, t0, t1)
+            summary, tseries = await asyncio.to_thread(telemetry.run_window, t0, t1)
             rec.telemetry = summary
             if tseries:
                 series["telemetry"] = tseries
             models = self._env.get("models") or {}
             rec.environment = {"session_id": self.session_id, "model": models.get(spec.label)}
-            efficiency, warnings = self.telemetry.derive(rec, self._env)
+            efficiency, warnings = telemetry.derive(rec, self._env)
             rec.efficiency = efficiency
             if warnings:
                 rec.warnings = warnings
@@ -559,7 +473,7 @@ class Engine:
         plan = self.plan
         loop = asyncio.get_running_loop()
         ttft, stall = plan.ttft_timeout_s, plan.stall_timeout_s
-        emit = self._emit
+        emit = self.emit
         final: FinalChunk | None = None
         add = arrivals.add
         try:
@@ -640,7 +554,7 @@ class Engine:
             rec.conversation_id, rec.turn, rec.concurrency = slot.conversation_id, slot.turn, 1
         return rec
 
-    def _error_record(
+    def error_record(
         self,
         slot: Slot,
         exc: BaseException,

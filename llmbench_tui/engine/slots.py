@@ -1,4 +1,5 @@
-"""What the engine schedules: one ``Slot`` per run, and the failure that ends a model's runs.
+"""What the engine schedules: one ``Slot`` per run, its ``Outcome``, and the failure that ends a
+model's runs.
 
 Their own module, so the runner and the engine's helpers (conversations) share them without
 importing each other.
@@ -7,10 +8,12 @@ importing each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..backends.base import BackendError
-from ..schema import ModelSpec, PromptSpec
-from .workload import Built, Cell
+from ..schema import ModelSpec, PromptSpec, RunRecord
+from ..workload_syntax import Cell
+from .synthetic_prompts import Built
 
 
 @dataclass(slots=True)
@@ -31,6 +34,17 @@ class Slot:
     repeat: bool = False  # prefix-cache mode: the second, cache-reusing run of a prompt
     built: Built | None = None  # the synthetic prompt, built before the round starts
     prep_error: BackendError | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A finished run before it is stored: the record, its series, its window in time."""
+
+    record: RunRecord
+    series: dict[str, Any] | None = None
+    t_send: int | None = None
+    t_last: int | None = None
+    model_failed: bool = False
 
 
 class ModelFailed(Exception):

@@ -10,7 +10,7 @@ import json
 import math
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..schema import RunRecord, get_path
@@ -91,6 +91,8 @@ def t_critical(df: int) -> float:
 
 @dataclass(slots=True)
 class Stats:
+    """``describe``'s figures; the fields in the order of their JSON form."""
+
     n: int
     mean: float
     median: float
@@ -98,22 +100,11 @@ class Stats:
     min: float
     max: float
     p95: float
-    ci95_low: float | None
-    ci95_high: float | None
+    ci95: list[float | None]  # [low, high] of the mean; [None, None] with one value
     outliers: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "mean": self.mean,
-            "median": self.median,
-            "stdev": self.stdev,
-            "min": self.min,
-            "max": self.max,
-            "p95": self.p95,
-            "ci95": [self.ci95_low, self.ci95_high],
-            "outliers": self.outliers,
-        }
+        return asdict(self)
 
 
 def describe(values: list[float]) -> Stats:
@@ -140,7 +131,7 @@ def describe(values: list[float]) -> Stats:
     floor = max(3 * mad, OUTLIER_MIN_REL * abs(median))
     outliers = [v for v in values if n >= OUTLIER_MIN_N and mad > 0 and abs(v - median) > floor]
     return Stats(
-        n, mean, median, stdev, ordered[0], ordered[-1], percentile(ordered, 95), lo, hi, outliers
+        n, mean, median, stdev, ordered[0], ordered[-1], percentile(ordered, 95), [lo, hi], outliers
     )
 
 
@@ -157,9 +148,10 @@ def counted(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if counts_in_figures(r)]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class GroupSummary:
-    """One (model, prompt, options, cold, concurrency) group of runs and its statistics."""
+    """One (model, prompt, options, cold, concurrency) group of runs and its statistics; the
+    fields in the order of the JSON form."""
 
     model: str
     backend: str
@@ -169,26 +161,13 @@ class GroupSummary:
     concurrency: int
     n_runs: int
     n_ok: int
-    figures: dict[str, Stats]
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    not_run: list[str] = field(default_factory=list)  # quality checks that could not run
+    checks_not_run: list[str] = field(default_factory=list)  # quality checks that could not run
+    figures: dict[str, Stats]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "backend": self.backend,
-            "host": self.host,
-            "prompt_id": self.prompt_id,
-            "cold": self.cold,
-            "concurrency": self.concurrency,
-            "n_runs": self.n_runs,
-            "n_ok": self.n_ok,
-            "errors": self.errors,
-            "warnings": self.warnings,
-            "checks_not_run": self.not_run,
-            "figures": {k: v.to_json() for k, v in self.figures.items()},
-        }
+        return asdict(self)
 
 
 def _group_key(rec: dict[str, Any]) -> tuple:
@@ -248,7 +227,55 @@ def summarize(records: list[RunRecord] | list[dict[str, Any]]) -> list[GroupSumm
                 figures=figures,
                 errors=errors,
                 warnings=warnings,
-                not_run=not_run,
+                checks_not_run=not_run,
             )
         )
     return out
+
+
+# -- Welch's t-test (``compare``: is a difference larger than the noise?) ---------------------
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (Numerical Recipes, modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for num in (m * (b - m) * x / ((a + m2 - 1) * (a + m2)),
+                    -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))):  # fmt: skip
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-14:
+            break
+    return h
+
+
+def _betai(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    ln = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(ln) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(ln) * _betacf(b, a, 1.0 - x) / b
+
+
+def welch(a: list[float], b: list[float]) -> float | None:
+    """Two-sided p-value of Welch's t-test; ``None`` when a side has fewer than 2 values."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    if va + vb == 0.0:
+        return 1.0 if diff == 0.0 else 0.0
+    t = diff / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return _betai(df / 2.0, 0.5, df / (df + t * t))

@@ -8,6 +8,7 @@ the engine's scheduling.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..schema import Timings
 
@@ -67,7 +68,9 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def inter_token_gaps(times: list[int], n_tokens: list[int | None]) -> tuple[list[float], str]:
+def inter_token_gaps(
+    times: list[int], n_tokens: list[int | None]
+) -> tuple[list[float], Literal["token", "chunk"]]:
     """Gaps ``t_i − t_{i−1}`` for i ≥ 1 (TTFT excluded), in seconds, and their unit.
 
     When the backend said how many tokens every chunk holds, a chunk's gap is divided evenly over

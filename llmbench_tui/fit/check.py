@@ -75,7 +75,7 @@ def compare(fit: FitEstimate, rec: RunRecord, llama: dict[str, Any]) -> dict[str
     model_bytes = fit.total_bytes
     baseline = llama.get("rss_before_load_bytes")
     used = (rec.tokens.prompt or 0) + (rec.tokens.output or 0)
-    predicted = {
+    predicted: dict[str, Any] = {
         "n_ctx": fit.n_ctx,
         "verdict": fit.verdict,
         "gpu_layers": fit.gpu_layers,
@@ -86,7 +86,8 @@ def compare(fit: FitEstimate, rec: RunRecord, llama: dict[str, Any]) -> dict[str
     }
     tele = rec.telemetry or {}
     rss = (tele.get("proc_rss_mb") or {}).get("max")
-    ps = tele.get("ollama_ps") if isinstance(tele.get("ollama_ps"), dict) else {}
+    ps_block = tele.get("ollama_ps")
+    ps: dict[str, Any] = ps_block if isinstance(ps_block, dict) else {}
     decode = (rec.server.decode_tok_s if rec.server else None) or rec.timings.decode_tok_s
     measured = {
         "kv_bytes": llama.get("kv_bytes"),

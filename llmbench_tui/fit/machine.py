@@ -2,7 +2,7 @@
 
 Free RAM is ``psutil``'s ``available`` (free plus reclaimable page cache: a memory-mapped model
 file already in the cache counts as free, which it is). GPU memory comes from NVML
-(``engine.nvml``): total minus used on each GPU; no NVML, no driver or no GPU gives an empty list
+(``telemetry.nvml``): total minus used on each GPU; no NVML, no driver or no GPU gives an empty list
 and the estimate is CPU only. Bandwidths: the CPU's is the figure ``llmbench calibrate`` stored
 (or ``LLMBENCH_CPU_PEAK_GB_S``), a GPU's the theoretical peak NVML's clocks give.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import psutil
 
-from ..engine.efficiency import cpu_peak_gb_s
-from ..engine.nvml import MIB, Nvml
+from ..telemetry.efficiency import cpu_peak_gb_s
+from ..telemetry.nvml import MIB, Nvml
 
 
 @dataclass(frozen=True, slots=True)

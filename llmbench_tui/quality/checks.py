@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -34,6 +35,7 @@ from pydantic import (
 )
 
 from ..specs import ModelSpec
+from ..user_files import read_user_file
 
 _FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
 _FLAG_LETTERS = r"^[imsx]*$"
@@ -144,12 +146,7 @@ def _check_schema(schema: dict[str, Any]) -> None:
 
 
 def _load_schema(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"schema file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read schema file {path}: {exc}") from None
+    text = read_user_file(path, "schema file")
     try:
         schema = json.loads(text)
     except ValueError as exc:
@@ -288,23 +285,16 @@ RUBRIC_MAX_BYTES = 64 * 1024
 
 def read_rubric(path: Path) -> str:
     """The UTF-8 text of a rubric file (at most ``RUBRIC_MAX_BYTES``); ValueError naming it."""
-    try:
-        if path.stat().st_size > RUBRIC_MAX_BYTES:
-            raise ValueError(f"rubric file {path} is over {RUBRIC_MAX_BYTES:,} bytes")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"rubric file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read rubric file {path}: {exc}") from None
+    text = read_user_file(path, "rubric file", max_bytes=RUBRIC_MAX_BYTES)
     if not text.strip():
         raise ValueError(f"rubric file {path} is empty")
     return text
 
 
 class JudgeCheck(_Check):
-    """A judge model grades the answer 1-10 against a rubric (``quality.judge``; see
-    ``quality.judge``). ``rubric`` inline or ``rubric_file`` (relative to the file the check is
-    written in); neither: the shipped default rubric. ``judge`` overrides the session's judge
+    """A judge model grades the answer 1-10 against a rubric (stored as ``quality.judge``; see
+    ``quality.judge_prompt``). ``rubric`` inline or ``rubric_file`` (relative to the file the check
+    is written in); neither: the shipped default rubric. ``judge`` overrides the session's judge
     (``--judge``); ``repeats`` asks that many times (default ``--judge-repeats``). The check's
     score is the mean verdict / 10; it passes when the mean is at least ``pass_score``. With no
     judge configured, or before the judge has graded, the check is not run."""
@@ -367,7 +357,7 @@ def parse_checks(data: Any, base_dir: str | Path = ".") -> list[CheckSpec]:
     return _CHECK_LIST.validate_python(data, context={"base_dir": Path(base_dir)})
 
 
-def error_location(error: dict[str, Any]) -> tuple[str | int, ...]:
+def error_location(error: Mapping[str, Any]) -> tuple[str | int, ...]:
     """The field an error from ``exc.errors()`` is about, as written in the file: the kind
     pydantic inserts after a check's index is dropped, and an unknown or missing kind is
     reported on the ``kind`` field."""

@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..toml_lines import locate
+from ..user_files import UserFileError, read_user_file
 from .checks import CheckSpec, error_location
 from .sandbox import SandboxUnavailable, run_python
 
@@ -131,16 +132,9 @@ def _where(manifest: Path, field: str, text: str) -> str:
 def _read(path: Path, where: str) -> str:
     """The UTF-8 text of ``path``; an error starts with ``where``."""
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise FixtureError(f"{where}: {path} is {size:,} bytes, over {MAX_FILE_BYTES:,}")
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FixtureError(f"{where}: file not found: {path}") from None
-    except UnicodeDecodeError:
-        raise FixtureError(f"{where}: {path} is not UTF-8 text") from None
-    except OSError as exc:
-        raise FixtureError(f"{where}: cannot read {path}: {exc.strerror}") from None
+        return read_user_file(path, "file", max_bytes=MAX_FILE_BYTES)
+    except UserFileError as exc:
+        raise FixtureError(f"{where}: {exc}") from None
 
 
 _RENDER = r"""

@@ -12,17 +12,10 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field, field_validator
 
-from ..safe_text import strip_controls
-from .judgement import Judgement
+from ..safe_text import one_line
+from .verdicts import Judgement
 
 DETAIL_MAX = 200
-
-
-def one_line(text: str, limit: int = DETAIL_MAX) -> str:
-    """``text`` as a single printable line of at most ``limit`` characters (``…`` when cut)."""
-    # Bound the work first: a detail may quote a 10 MB answer.
-    text = " ".join(strip_controls(text[: limit * 20]).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def quote(text: str, limit: int = 60) -> str:
@@ -54,7 +47,7 @@ class CheckResult(BaseModel):
     @field_validator("name", "detail")
     @classmethod
     def _printable(cls, value: str) -> str:
-        return one_line(value)
+        return one_line(value, DETAIL_MAX)
 
 
 class Quality(BaseModel):

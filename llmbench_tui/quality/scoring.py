@@ -302,7 +302,7 @@ def _structure(check: Any, answer: str, _exec: bool, searches: dict[int, list[Se
 
 
 def _judge(check: Any, *_: Any) -> Outcome:
-    """Graded by a judge model after the measured runs (``engine.judging``), never here."""
+    """Graded by a judge model after the measured runs (``engine.judge_runs``), never here."""
     if check.judge is None:
         return None, None, NOT_JUDGED
     return None, None, "not judged yet: the judge grades after the measured runs"

@@ -39,7 +39,7 @@ TABLE_COLUMNS = (*COLUMNS, SCORE_COLUMN)
 
 def _machines(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each machine block once (by id), with how many runs it holds, most runs first."""
-    from llmbench_tui.engine.environment import machine_line
+    from llmbench_tui.telemetry.environment import machine_line
 
     seen: dict[str, dict[str, Any]] = {}
     counts: Counter[str] = Counter()

@@ -60,7 +60,7 @@ def select(store: RunStore, refs: list[str], query: RunQuery) -> list[dict[str, 
 
 def from_export(path: str) -> list[dict[str, Any]]:
     """The runs of an export (or database) file, each with its session and machine blocks."""
-    from llmbench_tui.engine.environment import machine_block
+    from llmbench_tui.telemetry.environment import machine_block
 
     runs, sessions, _ = read_records(path)
     by_id = {s.get("id"): s for s in sessions if isinstance(s, dict)}

@@ -165,14 +165,14 @@ class PgStore:
                 )
             for step in range(version + 1, schema.PG_SCHEMA + 1):
                 for statement in schema.MIGRATIONS[step]:
-                    conn.execute(statement)  # type: ignore[call-overload]
+                    conn.execute(statement)
                 conn.execute("DELETE FROM schema_version")
                 conn.execute("INSERT INTO schema_version VALUES (%s)", (step,))
             if version < schema.PG_SCHEMA:
                 for statement in schema.OPTIONAL:
                     try:
                         with conn.transaction():
-                            conn.execute(statement)  # type: ignore[call-overload]
+                            conn.execute(statement)
                     except psycopg.Error:
                         break  # no trigram index: searches scan, correctly
 
@@ -206,7 +206,7 @@ class PgStore:
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Every row of a read (``StoreError`` when the database is away)."""
-        return self._read(lambda conn: conn.execute(sql, params).fetchall())  # type: ignore[arg-type]
+        return self._read(lambda conn: conn.execute(sql, params).fetchall())
 
     def _went_away(self, exc: Away) -> None:
         if not self._away_until:
@@ -323,7 +323,7 @@ class PgStore:
         with conn.transaction(), conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO sessions (id, started_at, doc, raw) VALUES (%s, %s, %s::jsonb, %s) "
-                f"ON CONFLICT (id) {conflict}",  # type: ignore[arg-type]
+                f"ON CONFLICT (id) {conflict}",
                 rows,
             )
             return max(cur.rowcount, 0)
@@ -477,7 +477,7 @@ class PgStore:
         if not isinstance(sid, str):
             return None
         if sid not in self._machines:
-            from llmbench_tui.engine.environment import machine_block
+            from llmbench_tui.telemetry.environment import machine_block
 
             session = (sessions or {}).get(sid) or self.get_session(sid)
             if session is None:

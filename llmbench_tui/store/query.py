@@ -73,7 +73,7 @@ def with_machine(record: dict[str, Any], sessions: dict[str, Any]) -> dict[str, 
     not look the session up. An imported record keeps its own."""
     if isinstance(record.get("machine"), dict):
         return record
-    from llmbench_tui.engine.environment import machine_block
+    from llmbench_tui.telemetry.environment import machine_block
 
     session = sessions.get(str(record.get("session_id")))
     block = machine_block(session.get("environment")) if isinstance(session, dict) else None

@@ -1,6 +1,5 @@
 """The run store: ``Store`` and its queries over the journaled TinyDB database."""
 
-
 from __future__ import annotations
 
 import gc
@@ -10,6 +9,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import orjson
@@ -46,7 +46,7 @@ from llmbench_tui.store.records import (
 class _StrIdTable(Table):
     """TinyDB table keyed by our own string ids (run/session uuids), not TinyDB's counters."""
 
-    document_id_class = str
+    document_id_class = str  # type: ignore[assignment]  # TinyDB types ids as int
 
     def _update_table(self, updater: Callable[[dict], None]) -> None:
         """TinyDB's read-modify-write, minus its two id-converting copies of the whole table
@@ -96,8 +96,6 @@ class Store:
     def spooled(self) -> int:
         return 0  # a local file takes every run
 
-    # -- plumbing --------------------------------------------------------------------------
-
     def _corrupt(self, exc: CorruptDatabase) -> StoreError:
         return StoreError(
             f"{exc.path} is damaged ({exc.reason}); it was left untouched - run "
@@ -131,7 +129,8 @@ class Store:
                     self._cm.__exit__(None, None, None)
                     raise
 
-            def __exit__(self, kind: type | None, exc: BaseException | None, tb: object) -> None:
+            def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                         tb: TracebackType | None) -> None:  # fmt: skip
                 self._cm.__exit__(kind, exc, tb)
                 if isinstance(exc, CorruptDatabase):
                     raise store._corrupt(exc) from None
@@ -321,7 +320,7 @@ class Store:
             return None
         if sid in self._machines:
             return self._machines[sid]
-        from llmbench_tui.engine.environment import machine_block
+        from llmbench_tui.telemetry.environment import machine_block
 
         session = (sessions if sessions is not None else self._table(SESSIONS)).get(sid)
         if session is None:
@@ -351,7 +350,7 @@ class Store:
             by_shard: dict[Path, list[str]] = {}
             for rid, rec in doomed.items():
                 by_shard.setdefault(self._shard(rec.get("session_id")), []).append(rid)
-            removed = self._runs.remove(doc_ids=list(doomed))
+            removed: list[str] = self._runs.remove(doc_ids=list(doomed))  # type: ignore[arg-type, assignment]
             for shard, rids in by_shard.items():
                 table = self._read_shard(shard)
                 if any(rid in table for rid in rids):
@@ -428,8 +427,8 @@ class Store:
         Sessions known only from their runs (imported records) count too.
         """
         ids = dict.fromkeys(list(self._table(SESSIONS)))
-        ids.update(dict.fromkeys(r.get("session_id") for r in list(self._table(RUNS).values())))
-        ids.pop(None, None)
+        runs = list(self._table(RUNS).values())
+        ids.update(dict.fromkeys(s for r in runs if isinstance(s := r.get("session_id"), str)))
         return self._resolve(ids, id_or_prefix, "session")
 
     def sessions(self) -> list[dict[str, Any]]:
@@ -529,10 +528,10 @@ class Store:
             checks.append(lambda r: host in str(r.get("host") or "").casefold())
         if q.status:
             checks.append(lambda r: r.get("status") == q.status)
-        if q.session_id:
-            checks.append(lambda r: str(r.get("session_id") or "").startswith(q.session_id))
+        if sid := q.session_id:
+            checks.append(lambda r: str(r.get("session_id") or "").startswith(sid))
         if q.machine:
-            from llmbench_tui.engine.environment import machine_matches
+            from llmbench_tui.telemetry.environment import machine_matches
 
             sessions = self._table(SESSIONS)
             memo: dict[Any, bool] = {}  # machine id -> match: thousands of runs, a few machines
@@ -553,8 +552,8 @@ class Store:
         if q.until:
             until = parse_when(q.until, end=True)
             checks.append(lambda r: (started(r) or until) <= until and started(r) is not None)
-        if q.min_score is not None:
-            checks.append(lambda r: score_at_least(r, q.min_score))
+        if (minimum := q.min_score) is not None:
+            checks.append(lambda r: score_at_least(r, minimum))
         needle = q.search.casefold() if q.search else None
         hay = self._hay
         hits = []

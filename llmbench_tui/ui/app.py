@@ -136,7 +136,7 @@ def build_app(args: Any) -> LLMBenchApp:
     interval = getattr(args, "sample_interval", None) or 0.5
     hub = None
     try:
-        from ..engine.telemetry import TelemetryHub
+        from ..telemetry.telemetry import TelemetryHub
 
         hub = TelemetryHub(
             interval_s=interval,

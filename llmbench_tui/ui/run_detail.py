@@ -30,10 +30,10 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane, TextArea
 
-from ..engine.environment import machine_line
 from ..formatting import fmt_num, local_time
 from ..safe_text import inert, one_line, strip_controls
 from ..schema import get_path
+from ..telemetry.environment import machine_line
 from .charts import TokensChart, telemetry_charts
 from .clipboard import copy_text
 from .turn_chart import TurnChartPanel
@@ -143,7 +143,7 @@ def _pct(value: Any) -> str:
 
 def condition_lines(record: dict[str, Any]) -> list[str]:
     """The run's conditions (``efficiency.conditions``) as sentences; empty when none were kept."""
-    from ..engine.efficiency import BUSY_OTHER_CPU_PCT
+    from ..telemetry.efficiency import BUSY_OTHER_CPU_PCT
 
     cond = get_path(record, "efficiency.conditions")
     if not isinstance(cond, dict):

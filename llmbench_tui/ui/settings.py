@@ -31,6 +31,7 @@ from typing import Any
 from textual.theme import Theme
 
 from ..config import config_dir
+from ..user_files import UserFileError, read_user_file
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,11 @@ class Settings:
         if not path.exists():
             return cls(path)
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise SettingsError(f"cannot read the settings file {path}: {exc}") from None
+            data = tomllib.loads(read_user_file(path, "the settings file"))
+        except UserFileError as exc:
+            raise SettingsError(str(exc)) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"the settings file {path} is not valid TOML: {exc}") from None
         keys = data.get("keys") or {}
         recent = data.get("recent_prompts") or []
         theme = data.get("theme")

@@ -20,7 +20,7 @@ from ...safe_text import inert, one_line, strip_controls
 from .session_extras import SessionExtras
 
 
-class BarChart(PlotextPlot):
+class GroupMeansChart(PlotextPlot):
     """A horizontal bar chart of one figure's mean per group."""
 
     def __init__(self, title: str, *, id: str | None = None) -> None:
@@ -84,8 +84,8 @@ class ResultStrip(Vertical):
         yield Static("", classes="notes")
         yield SessionExtras(id="extras")
         with Horizontal():
-            yield BarChart("decode tok/s (mean)", id="chart-decode")
-            yield BarChart("TTFT s (mean)", id="chart-ttft")
+            yield GroupMeansChart("decode tok/s (mean)", id="chart-decode")
+            yield GroupMeansChart("TTFT s (mean)", id="chart-ttft")
 
     def show(self, groups: list[GroupSummary], records: list | None = None) -> None:
         """Fill the strip from a finished session's groups (and its records, for the per-model
@@ -110,6 +110,6 @@ class ResultStrip(Vertical):
             if (s := g.figures.get("timings.ttft_s")) is not None:
                 ttft_labels.append(label)
                 ttft.append(s.mean)
-        self.query_one("#chart-decode", BarChart).show(labels, decode)
-        self.query_one("#chart-ttft", BarChart).show(ttft_labels, ttft)
+        self.query_one("#chart-decode", GroupMeansChart).show(labels, decode)
+        self.query_one("#chart-ttft", GroupMeansChart).show(ttft_labels, ttft)
         self.add_class("-shown")

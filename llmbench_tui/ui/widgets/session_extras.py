@@ -1,6 +1,6 @@
 """What the result strip adds under the summary for some sessions: the per-turn tables of
 conversations (``engine.conversation.conversation_tables``), the judge summary
-(``engine.judging.judge_rows``), and for a workload session the sweep or grid chart with the
+(``engine.judge_runs.judge_rows``), and for a workload session the sweep or grid chart with the
 llama-bench table (and a LocalScore session's score lines). Hidden (and the strip keeps its bar
 charts) when a session has none of them.
 """
@@ -15,7 +15,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from ...engine.conversation import conversation_tables
-from ...engine.judging import judge_rows
+from ...engine.judge_runs import judge_rows
 from ...engine.localscore import summary_lines
 from ...safe_text import inert
 from ..turns import text_table
