@@ -112,7 +112,11 @@ class Plan:
         )
 
     def runs_per_model(self) -> int:
-        if self.workload is not None:
+        if self.workload is not None and self.workload.load is not None:
+            from .openloop import open_loop_runs
+
+            measured = open_loop_runs(self.workload, len(self.prompts))
+        elif self.workload is not None:
             per_rep = self.workload.runs_per_round_set(len(self.prompts))
             measured = per_rep * self.repetitions
         else:
@@ -281,6 +285,11 @@ class Engine:
             if self._cancelled:
                 return
             await self._round([Slot(spec, first, i, warmup=True, cell=cell)])
+        if plan.workload is not None and plan.workload.load is not None:
+            from .openloop import run_open_loop
+
+            await run_open_loop(self, spec, plan.workload)
+            return
         if plan.workload is not None:
             await self._run_workload(spec, plan.workload)
             return
@@ -312,6 +321,22 @@ class Engine:
                         again = Slot(spec, repeat, rep, cell=cell, level=level, repeat=True)
                         again.built = slots[0].built
                         await self._round([again])
+
+    # -- used by the open-loop driver (engine.openloop), which schedules runs itself
+
+    async def prepare(self, slots: list[Slot]) -> None:
+        """Build the slots' synthetic prompts (a grid's), before any of them is measured."""
+        await self._prepare(slots)
+
+    async def measure(self, slot: Slot) -> _Outcome:
+        """Run one slot now; ``slot.sent_ns`` gets its send instant."""
+        return await self._run_one(slot)
+
+    async def keep(self, slots: list[Slot], outcomes: list[_Outcome]) -> None:
+        """Score and store runs measured with ``measure``."""
+        await self._score(slots, outcomes)
+        for o in outcomes:
+            await self._finish(o.record, o.series)
 
     async def _prepare(self, slots: list[Slot]) -> None:
         """Build the round's synthetic prompts (calibrating if need be) before any stream starts,
@@ -448,7 +473,7 @@ class Engine:
         if self.telemetry is not None:
             self.telemetry.watch(spec, backend)
 
-        t_send = now_ns()
+        t_send = slot.sent_ns = now_ns()
         arrivals = Arrivals(t_send)
         primed: dict[str, Any] = {}
         if slot.built is not None:

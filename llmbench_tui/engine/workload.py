@@ -47,6 +47,7 @@ from typing import Any
 
 from ..schema import ModelSpec, Options, PromptSpec, WorkloadSpec
 from ..workload_syntax import Cell, WorkloadError, parse_levels, parse_slo, parse_values
+from .arrivals import LoadSpec, build_load
 
 MAX_PROBES = 3
 MIN_GRID_CTX = 2048
@@ -69,10 +70,11 @@ class Workload:
     prefix_cache: bool = False
     localscore: bool = False
     skipped: list[str] = field(default_factory=list)  # cells left out, with the reason
+    load: LoadSpec | None = None  # open-loop arrivals instead of closed-loop levels
 
     @property
     def sweep(self) -> bool:
-        return len(self.levels) > 1
+        return len(self.levels) > 1 or bool(self.load and self.load.sweep)
 
     @property
     def grid_id(self) -> str:
@@ -97,6 +99,7 @@ class Workload:
             "prefix_cache": self.prefix_cache,
             "localscore": self.localscore,
             "skipped": self.skipped,
+            **({"load": self.load.describe()} if self.load else {}),
         }
 
     def check_context(self, model: str, context_length: int | None, num_ctx: int | None) -> None:
@@ -153,10 +156,13 @@ def build_workload(
     localscore: bool = False,
     prefix_cache: bool = False,
     default_concurrency: int = 1,
+    load: dict[str, Any] | None = None,
 ) -> tuple[Workload | None, int]:
     """The workload of a session from a suite's ``[workload]`` overlaid with command-line values
     (any given here wins), and the plan's plain concurrency. ``None`` for an ordinary session
-    (no grid, one level, no SLO). Raises ``WorkloadError`` naming a bad value."""
+    (no grid, one level, no SLO). ``load``: the open-loop values given on the command line
+    (``rate``, ``arrival``, ``duration``, ``requests``, ``seed``, ``workers``; see
+    ``engine.arrivals``). Raises ``WorkloadError`` naming a bad value."""
     from .localscore import SHAPES
 
     ws = spec or WorkloadSpec()
@@ -190,9 +196,45 @@ def build_workload(
         raise WorkloadError("--prefix-cache needs a size grid (--pp) to send each prompt twice")
     if prefix_cache and (len(levels) > 1 or levels[0] > 1):
         raise WorkloadError("--prefix-cache sends one stream at a time: leave out -c")
+    open_loop = _load(ws, load or {}, levels, concurrency is not None or ws.concurrency is not None)
+    if open_loop is not None:
+        if prefix_cache:
+            raise WorkloadError("--prefix-cache sends one stream at a time: leave out --rate")
+        return Workload(cells, [1], rules, False, localscore, load=open_loop), levels[0]
     if not cells and len(levels) == 1 and not rules:
         return None, levels[0]
     return Workload(cells, levels, rules, prefix_cache, localscore), levels[0]
+
+
+def _load(
+    ws: WorkloadSpec, given: dict[str, Any], levels: list[int], capped: bool
+) -> LoadSpec | None:
+    """The open-loop load from the command line over the suite's ``rate``/``arrival``/...;
+    ``-c`` is then the cap on requests in flight (one value)."""
+    names = ("rate", "arrival", "duration", "requests", "seed", "workers")
+    values = {n: given.get(n) if given.get(n) is not None else getattr(ws, n, None) for n in names}
+    if values["rate"] is None:
+        extra = [f"--{n}" for n in names[1:] if given.get(n) is not None]
+        if extra:
+            raise WorkloadError(f"{', '.join(extra)}: only with an open-loop --rate")
+        return None
+    if len(levels) > 1:
+        raise WorkloadError(
+            "-c with --rate is the cap on requests in flight: give one number, not a list"
+        )
+    if given.get("duration") is not None and values["requests"] is not None:
+        values["requests"] = None if given.get("requests") is None else values["requests"]
+    if given.get("requests") is not None and values["duration"] is not None:
+        values["duration"] = None if given.get("duration") is None else values["duration"]
+    return build_load(
+        values["rate"],
+        arrival=values["arrival"],
+        duration=values["duration"],
+        requests=values["requests"],
+        cap=levels[0] if capped else None,
+        seed=values["seed"],
+        workers=values["workers"],
+    )
 
 
 async def model_contexts(pool: Any, models: Sequence[ModelSpec]) -> dict[str, int | None]:

@@ -1,0 +1,191 @@
+"""Open-loop load against the Ollama-protocol test server: the schedule as the SERVER saw it
+(request count, gaps), send times in the records, a starved client flagged client-bound, the
+command line and the suite syntax.
+
+Tolerances: the schedules are seeded, so the schedule's own coefficient of variation (CV) is a
+fixed number; what the test checks is that the gaps the server measured (``Recorded.t_arrival_ns``,
+taken when the request head is read) keep that shape: a CV near 1, and near the schedule's own.
+At 10 req/s the mean gap is 100 ms; on the shared 2-core build machine the client's wake-up lag
+was measured at up to ~30 ms, which moves the CV of 80 gaps by up to ~0.15: 0.2 is the
+allowance. Poisson against constant differ by ~1, so the check still tells them apart.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+
+import pytest
+from ollama_server import FakeModel
+
+from llmbench_tui.engine.arrivals import Arrival, LoadSpec, build_load, parse_arrival, schedule
+from llmbench_tui.engine.runner import Engine, Plan
+from llmbench_tui.engine.saturation import LAG_P99_LIMIT_S, rate_levels, report_lines
+from llmbench_tui.engine.workload import Workload, build_workload
+from llmbench_tui.schema import ModelSpec, Options, PromptSpec
+from llmbench_tui.workload_syntax import WorkloadError
+
+LLMBENCH = [sys.executable, "-m", "llmbench_tui.cli"]
+
+
+def cv(values: list[float]) -> float:
+    return statistics.pstdev(values) / statistics.fmean(values)
+
+
+def gaps(instants: list[float]) -> list[float]:
+    ordered = sorted(instants)
+    return [b - a for a, b in itertools.pairwise(ordered)]
+
+
+def plan_for(url: str, load: LoadSpec, model: str = "tiny:1m") -> Plan:
+    return Plan(
+        models=[ModelSpec.parse(f"ollama:{model}@{url}")],
+        prompts=[PromptSpec(id="p", text="say something")],
+        options=Options(max_tokens=64),
+        repetitions=1,
+        warmup=0,
+        workload=Workload([], [1], [], load=load),
+    )
+
+
+def tiny(name: str = "tiny:1m", tokens: int = 3, delay: float = 0.001) -> FakeModel:
+    return FakeModel(name, tokens=[f"t{i} " for i in range(tokens)], token_delay_s=delay)
+
+
+async def test_poisson_schedule_reaches_the_server_with_exponential_gaps(ollama_server):
+    ollama_server.add_model(tiny())
+    load = LoadSpec([10.0], Arrival("poisson"), requests=80, seed=11, workers=1)
+    offsets = load.schedule(0)
+    finished = await Engine(plan_for(ollama_server.url, load)).run()
+    seen = [r.t_arrival_ns / 1e9 for r in ollama_server.generations("tiny:1m")]
+    assert len(seen) == 80 == len(finished.records)
+    assert all(r.status == "ok" for r in finished.records)
+    planned = cv(gaps(offsets))
+    assert 0.75 < planned < 1.25  # exponential: CV 1 (a fixed number here: the seed is fixed)
+    at_server = cv(gaps(seen))
+    assert abs(at_server - planned) < 0.2, (at_server, planned)
+    assert 0.7 < at_server < 1.3
+    # Each record knows when it should have left and when it did.
+    by_index = {r.load["index"]: r.load for r in finished.records}
+    assert [by_index[i]["scheduled_s"] for i in range(80)] == pytest.approx(offsets, abs=1e-6)
+    for load_obj in by_index.values():
+        assert load_obj["sent_s"] >= load_obj["scheduled_s"]
+        assert load_obj["lag_s"] == pytest.approx(load_obj["sent_s"] - load_obj["scheduled_s"])
+        assert load_obj["rate"] == 10.0 and load_obj["arrival"] == "poisson"
+    # The server received them in the scheduled order, one span of the schedule long.
+    span = max(seen) - min(seen)
+    assert span == pytest.approx(offsets[-1], rel=0.05)
+    level = rate_levels([r.to_json() for r in finished.records])[0]
+    assert level.n_runs == 80 and level.lag_s["p50"] is not None
+
+
+async def test_constant_schedule_sends_even_gaps(ollama_server):
+    ollama_server.add_model(tiny())
+    load = LoadSpec([20.0], Arrival("constant"), duration_s=2.0, seed=1, workers=1)
+    assert len(load.schedule(0)) == 40
+    await Engine(plan_for(ollama_server.url, load)).run()
+    seen = [r.t_arrival_ns / 1e9 for r in ollama_server.generations("tiny:1m")]
+    assert len(seen) == 40
+    between = gaps(seen)
+    assert statistics.fmean(between) == pytest.approx(0.05, rel=0.1)
+    assert cv(between) < 0.3  # Poisson ~1; a few ms of lag on 50 ms gaps stays well under
+
+
+def test_gamma_shape_sets_burstiness_and_a_seed_replays():
+    rng = random.Random(3)
+    bursty = schedule(10.0, parse_arrival("gamma:0.25"), rng, requests=2000)
+    smooth = schedule(10.0, parse_arrival("gamma:4"), random.Random(3), requests=2000)
+    # CV of gamma gaps = 1/sqrt(shape): 2 and 0.5; 2000 gaps put the sample CV within ~0.1.
+    assert cv(gaps(bursty)) == pytest.approx(2.0, abs=0.25)
+    assert cv(gaps(smooth)) == pytest.approx(0.5, abs=0.06)
+    assert parse_arrival("gamma:1") == Arrival("poisson")
+    one = build_load("1,2", duration=5, seed=42)
+    two = build_load("2,1", duration=5, seed=42)
+    assert one.schedule(1) == two.schedule(1) and one.schedule(0) != one.schedule(1)
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"rate": "0"}, "--rate '0': must be a positive"),
+        ({"rate": "2", "duration": 5, "requests": 3}, "exactly one of --duration"),
+        ({"rate": "2"}, "exactly one of --duration"),
+        ({"duration": 5}, "--duration: only with an open-loop --rate"),
+        ({"rate": "2", "duration": 5, "arrival": "bursty"}, "expected poisson, constant"),
+    ],
+)
+def test_bad_load_values_are_refused_in_one_sentence(given, message):
+    with pytest.raises(WorkloadError, match=message.replace("(", r"\(")):
+        build_workload(None, load=given)
+
+
+def test_c_with_rate_is_a_single_cap():
+    workload, _ = build_workload(None, concurrency="4", load={"rate": "1,2", "requests": 5})
+    assert workload is not None and workload.load is not None
+    assert workload.load.cap == 4 and workload.sweep
+    with pytest.raises(WorkloadError, match="give one number"):
+        build_workload(None, concurrency="1,2", load={"rate": "1", "requests": 5})
+
+
+async def test_a_starved_client_is_flagged_client_bound(ollama_server):
+    # The server answers 3,000 tokens per request with no delay and 60 requests/s are due: far
+    # more chunks per second than one Python process can read, so requests leave late.
+    ollama_server.add_model(tiny("flood:1m", tokens=3000, delay=0.0))
+    load = LoadSpec([60.0], Arrival("constant"), requests=40, seed=5, workers=1)
+    plan = plan_for(ollama_server.url, load, model="flood:1m")
+    plan.options = Options(max_tokens=4000)
+    finished = await Engine(plan).run()
+    records = [r.to_json() for r in finished.records]
+    level = rate_levels(records)[0]
+    assert level.lag_s["p99"] > LAG_P99_LIMIT_S
+    assert level.client_bound and "the load generator, not the server" in level.client_bound
+    assert all(r["load"]["client_bound"] for r in records)
+    _, notes = report_lines(records, [])
+    assert any(n.startswith("CLIENT-BOUND") for n in notes)
+
+
+def test_batch_prints_the_rate_sweep(ollama_server, tmp_path):
+    ollama_server.add_model(tiny())
+    env = {**os.environ, "LLMBENCH_DATA_DIR": str(tmp_path / "data")}
+    out = tmp_path / "runs.json"
+    start = time.monotonic()
+    proc = subprocess.run(
+        [*LLMBENCH, "--batch", "-m", f"ollama:tiny:1m@{ollama_server.url}", "--rate", "4,8",
+         "--requests", "6", "--arrival", "constant", "--arrival-seed", "9", "--warmup", "0",
+         "--slo", "ttft_s<=5", "--json", str(out), "--workers", "1"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - start < 120
+    assert "open loop: constant arrivals, 6 requests per rate" in proc.stdout
+    assert "achieved r/s" in proc.stdout and "no saturation up to 8 req/s" in proc.stdout
+    records = json.loads(out.read_text())
+    assert sorted({r["load"]["rate"] for r in records}) == [4.0, 8.0]
+    assert {r["load"]["seed"] for r in records} == {9}
+    bad = subprocess.run([*LLMBENCH, "--batch", "--duration", "5"], capture_output=True,
+                         text=True, env=env, timeout=60)  # fmt: skip
+    assert bad.returncode == 2 and "only with an open-loop --rate" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_a_suite_takes_the_open_loop_keys(tmp_path):
+    from llmbench_tui.suite import SuiteError, load_suite
+
+    path = tmp_path / "s.toml"
+    path.write_text('name = "x"\nmodels = ["embedded"]\n[[prompts]]\nid = "a"\ntext = "hi"\n'
+                    '[workload]\nrate = [1, 2.5]\narrival = "gamma:0.5"\nduration = 3\n'
+                    'seed = 4\nconcurrency = 2\n')  # fmt: skip
+    plan = Plan.from_suite(load_suite(path))
+    assert plan.workload is not None and plan.workload.load is not None
+    load = plan.workload.load
+    assert (load.rates, load.arrival.text, load.duration_s, load.seed, load.cap) == (
+        [1.0, 2.5], "gamma:0.5", 3.0, 4, 2)
+    path.write_text(path.read_text().replace('"gamma:0.5"', '"spiky"'))
+    with pytest.raises(SuiteError, match="spiky"):
+        load_suite(path)
