@@ -185,7 +185,12 @@ def test_a_suite_takes_the_open_loop_keys(tmp_path):
     assert plan.workload is not None and plan.workload.load is not None
     load = plan.workload.load
     assert (load.rates, load.arrival.text, load.duration_s, load.seed, load.cap) == (
-        [1.0, 2.5], "gamma:0.5", 3.0, 4, 2)
+        [1.0, 2.5],
+        "gamma:0.5",
+        3.0,
+        4,
+        2,
+    )
     path.write_text(path.read_text().replace('"gamma:0.5"', '"spiky"'))
     with pytest.raises(SuiteError, match="spiky"):
         load_suite(path)

@@ -69,7 +69,7 @@ def gguf_note(records: Sequence[dict[str, Any]]) -> str | None:
     if any(r.get("load") and r.get("backend") == "gguf" for r in records):
         return (
             "the in-process GGUF engine runs one request at a time: open-loop requests queue in "
-            "this process, and their TTFT includes that wait"
+            "this process (--workers does not apply), and their TTFT includes that wait"
         )
     return None
 
@@ -161,9 +161,9 @@ async def run_open_loop(engine: Any, spec: ModelSpec, workload: Workload) -> Non
             await engine.prepare(slots)
             with contextlib.suppress(BackendError):  # imported and built now, not at t0
                 engine.pool.for_spec(spec)
-            workers = load.workers or auto_workers(
-                spec, workload, engine.plan.options.max_tokens
-            )
+            workers = load.workers or auto_workers(spec, workload, engine.plan.options.max_tokens)
+            if spec.backend == "gguf":
+                workers = 1  # the model lives in this process (gguf_note says so)
             if workers > 1:
                 from .workers import run_in_workers
 

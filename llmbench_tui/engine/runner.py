@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
@@ -337,6 +338,15 @@ class Engine:
         await self._score(slots, outcomes)
         for o in outcomes:
             await self._finish(o.record, o.series)
+
+    def failed_record(self, slot: Slot, message: str) -> RunRecord:
+        """An error run for ``slot`` that never reported back (a dead worker process)."""
+        return self._error_record(slot, BackendError(message))
+
+    def worker_plan(self) -> Plan:
+        """What a worker process needs of the plan to measure runs (``engine.workers``): no
+        judge, no conversations (both happen here, after the measured runs)."""
+        return dataclasses.replace(self.plan, judge=None, conversations=[])
 
     async def _prepare(self, slots: list[Slot]) -> None:
         """Build the round's synthetic prompts (calibrating if need be) before any stream starts,

@@ -133,8 +133,13 @@ def level_of(recs: list[dict[str, Any]], slos: list[Slo]) -> RateLevel:
         achieved_rps=achieved,
         output_tok_s=achieved * mean_tokens if achieved and mean_tokens is not None else None,
         goodput_rps=good_rps,
-        goodput_tok_s=(good_rps * statistics.fmean(good_tokens)
-                       if good_rps is not None and good_tokens else 0.0 if slos else None),
+        goodput_tok_s=(
+            good_rps * statistics.fmean(good_tokens)
+            if good_rps is not None and good_tokens
+            else 0.0
+            if slos
+            else None
+        ),
         slo_met_share=len(good) / len(recs) if slos and recs else None,
         ttft_s=_pcts(get_path(r, "timings.ttft_s") for r in ok),
         itl_s=_pcts(get_path(r, "timings.itl_p50_s") for r in ok),
@@ -295,6 +300,14 @@ def report_lines(
     notes = []
     for (model, _host, prompt), sweep in sweeps(levels).items():
         notes.append(f"{model} {prompt}: {saturation(sweep, slos)}")
+    lost: dict[tuple, int] = {}
+    for rec in records:
+        if "worker process" in (rec.get("error") or "") and rec.get("load"):
+            key = (rec.get("model_spec"), rec["load"].get("rate"), rec["load"].get("worker"))
+            lost[key] = lost.get(key, 0) + 1
+    for (model, rate, worker), n in lost.items():
+        notes.append(f"{model} at {rate:g} req/s: worker process {worker} died; its {n} "
+                     "unfinished request(s) are failed runs")  # fmt: skip
     for lv in levels:
         if lv.client_bound:
             notes.append(f"CLIENT-BOUND {lv.model} {lv.prompt_id} at {lv.rate:g} req/s: "
