@@ -16,9 +16,12 @@ object, ``engine.openloop``):
 
 **Client-bound** (the load generator, not the server, limited these figures), either:
 
-1. the send lag's p99 is above ``LAG_P99_LIMIT_S`` (5 ms: asyncio's timers wake within about
-   1 ms of their instant on an idle machine, so 5 ms means the process was busy with other
-   streams when a request was due); or
+1. the send lag's p99 is above ``lag_limit_s(rate)``: ``LAG_P99_LIMIT_S`` (5 ms) or
+   ``LAG_GAP_SHARE`` (5 %) of the mean gap between requests, whichever is larger. asyncio's
+   timers wake within about 1 ms of their instant on an idle machine, so 5 ms means the process
+   was busy with other streams (or the machine with other work) when a request was due; at low
+   rates a lag that is small against the gap (10 ms late on 1 s gaps) leaves the arrival process
+   intact and is not counted; or
 2. the achieved rate is below ``SHORTFALL`` (95 %) of the scheduled rate while the server still
    answers promptly: TTFT p50 no more than ``PROMPT_FACTOR`` (2×) the sweep's lowest-rate
    TTFT p50 plus 50 ms, and no request waited for the cap. A saturated server queues, and its
@@ -43,11 +46,17 @@ from .stats import counts_in_figures
 from .timing import percentile
 
 LAG_P99_LIMIT_S = 0.005
+LAG_GAP_SHARE = 0.05
 SHORTFALL = 0.95
 SLO_FLOOR = 0.90
 PROMPT_FACTOR = 2.0
 PROMPT_SLACK_S = 0.05
 CLIENT_BOUND = "the load generator, not the server, limited these figures"
+
+
+def lag_limit_s(rate: float) -> float:
+    """The send-lag p99 above which a level at ``rate`` req/s is client-bound (rule 1)."""
+    return max(LAG_P99_LIMIT_S, LAG_GAP_SHARE / rate) if rate > 0 else LAG_P99_LIMIT_S
 
 
 def _pcts(values: Iterable[Any], qs: Sequence[int] = (50, 90, 99)) -> dict[str, float | None]:
@@ -148,11 +157,12 @@ def level_of(recs: list[dict[str, Any]], slos: list[Slo]) -> RateLevel:
         cap_wait_max_s=max((get_path(r, "load.cap_wait_s") or 0.0 for r in recs), default=0.0),
         workers=len({get_path(r, "load.worker") for r in recs}),
     )
-    lag99 = lv.lag_s.get("p99")
-    if lag99 is not None and lag99 > LAG_P99_LIMIT_S:
+    lag99, limit = lv.lag_s.get("p99"), lag_limit_s(lv.rate)
+    if lag99 is not None and lag99 > limit:
         lv.client_bound = (
-            f"send lag p99 {lag99 * 1000:.1f} ms > {LAG_P99_LIMIT_S * 1000:g} ms: {CLIENT_BOUND}"
+            f"send lag p99 {lag99 * 1000:.1f} ms > {limit * 1000:.3g} ms: {CLIENT_BOUND}"
         )
+
     return lv
 
 
