@@ -134,6 +134,9 @@ def main() -> None:
         best[workers] = max(under) if under else None
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = os.getloadavg()
+
+    def fmt(value: float | None) -> str:
+        return "none of the rates tried" if value is None else f"{value:.0f} tok/s"
     text = "\n".join([
         "", "## Client ingest: CPU per 1,000 tokens and send lag (`bench/bench_client.py`)", "",
         f"{when}, {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
@@ -146,8 +149,7 @@ def main() -> None:
         "Largest offered token rate not client-bound (send lag p99 <= "
         f"max(5 ms, 5 % of the mean gap), e.g. {lag_limit_s(20) * 1000:g} ms at 20 req/s): "
         "1 process "
-        f"{best[1] if best[1] is not None else 'none tried'} tok/s, {args.workers} processes "
-        f"{best[args.workers] if best[args.workers] is not None else 'none tried'} tok/s.", "",
+        f"{fmt(best[1])}, {args.workers} processes {fmt(best[args.workers])}.", "",
     ])  # fmt: skip
     print(text)
     if args.append:
