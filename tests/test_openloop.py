@@ -3,11 +3,15 @@
 command line and the suite syntax.
 
 Tolerances: the schedules are seeded, so the schedule's own coefficient of variation (CV) is a
-fixed number; what the test checks is that the gaps the server measured (``Recorded.t_arrival_ns``,
-taken when the request head is read) keep that shape: a CV near 1, and near the schedule's own.
-At 10 req/s the mean gap is 100 ms; on the shared 2-core build machine the client's wake-up lag
-was measured at up to ~30 ms, which moves the CV of 80 gaps by up to ~0.15: 0.2 is the
-allowance. Poisson against constant differ by ~1, so the check still tells them apart.
+fixed number; what the test checks is that the gaps the server measured
+(``Recorded.t_arrival_ns``, taken when the request head is read, in a server process of its own)
+keep that shape: a CV near 1, and near the schedule's own.
+At 10 req/s the mean gap is 100 ms; on the shared 2-core build machine (load average 10-18
+while seven people build and test) the client's wake-up lag and the server's own scheduling
+were measured at up to ~50 ms, which moves the CV of 80 gaps by up to ~0.15: 0.2 is the
+allowance. The constant schedule runs at 5 req/s (200 ms gaps) and is judged by the
+interquartile range over the median, which a few stretched gaps do not move: ~0 for even gaps,
+1.58 for exponential ones, 0.3 allowed.
 """
 
 from __future__ import annotations
@@ -16,11 +20,15 @@ import itertools
 import json
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from ollama_server import FakeModel
 
@@ -32,6 +40,7 @@ from llmbench_tui.schema import ModelSpec, Options, PromptSpec
 from llmbench_tui.workload_syntax import WorkloadError
 
 LLMBENCH = [sys.executable, "-m", "llmbench_tui.cli"]
+FAKE = "smollm-fake:135m"  # a default model of tests/ollama_server.py
 
 
 def cv(values: list[float]) -> float:
@@ -54,16 +63,43 @@ def plan_for(url: str, load: LoadSpec, model: str = "tiny:1m") -> Plan:
     )
 
 
+@pytest.fixture
+def server_process() -> Iterator[str]:
+    """The Ollama test server in a process of its own: its arrival stamps must not wait for
+    this process's GIL (an in-process server thread stamps requests in batches when the client
+    is busy). Its models answer 3 tokens, 1 ms apart."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "ollama_server.py"), "--port", str(port),
+         "--tokens", "3", "--token-delay", "0.001", "--no-delays"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # printed once it listens
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def server_arrivals(url: str) -> list[float]:
+    """When the server saw each generation request (seconds, the shared monotonic clock)."""
+    reply = httpx.get(f"{url}/test/arrivals", timeout=10).json()
+    return [a["t_arrival_ns"] / 1e9 for a in reply["arrivals"]]
+
+
 def tiny(name: str = "tiny:1m", tokens: int = 3, delay: float = 0.001) -> FakeModel:
     return FakeModel(name, tokens=[f"t{i} " for i in range(tokens)], token_delay_s=delay)
 
 
-async def test_poisson_schedule_reaches_the_server_with_exponential_gaps(ollama_server):
-    ollama_server.add_model(tiny())
+async def test_poisson_schedule_reaches_the_server_with_exponential_gaps(server_process):
     load = LoadSpec([10.0], Arrival("poisson"), requests=80, seed=11, workers=1)
     offsets = load.schedule(0)
-    finished = await Engine(plan_for(ollama_server.url, load)).run()
-    seen = [r.t_arrival_ns / 1e9 for r in ollama_server.generations("tiny:1m")]
+    finished = await Engine(plan_for(server_process, load, model=FAKE)).run()
+    seen = server_arrivals(server_process)
     assert len(seen) == 80 == len(finished.records)
     assert all(r.status == "ok" for r in finished.records)
     planned = cv(gaps(offsets))
@@ -85,16 +121,18 @@ async def test_poisson_schedule_reaches_the_server_with_exponential_gaps(ollama_
     assert level.n_runs == 80 and level.lag_s["p50"] is not None
 
 
-async def test_constant_schedule_sends_even_gaps(ollama_server):
-    ollama_server.add_model(tiny())
-    load = LoadSpec([20.0], Arrival("constant"), duration_s=2.0, seed=1, workers=1)
-    assert len(load.schedule(0)) == 40
-    await Engine(plan_for(ollama_server.url, load)).run()
-    seen = [r.t_arrival_ns / 1e9 for r in ollama_server.generations("tiny:1m")]
-    assert len(seen) == 40
+async def test_constant_schedule_sends_even_gaps(server_process):
+    load = LoadSpec([5.0], Arrival("constant"), duration_s=5.0, seed=1, workers=1)
+    assert len(load.schedule(0)) == 25
+    await Engine(plan_for(server_process, load, model=FAKE)).run()
+    seen = server_arrivals(server_process)
+    assert len(seen) == 25
     between = gaps(seen)
-    assert statistics.fmean(between) == pytest.approx(0.05, rel=0.1)
-    assert cv(between) < 0.3  # Poisson ~1; a few ms of lag on 50 ms gaps stays well under
+    assert statistics.fmean(between) == pytest.approx(0.2, rel=0.1)
+    # Interquartile range over median: ~0 for even gaps, 1.58 for exponential ones; robust to the
+    # few gaps a busy machine stretches (one late send makes one long and one short gap).
+    q1, q2, q3 = statistics.quantiles(between, n=4)
+    assert (q3 - q1) / q2 < 0.3
 
 
 def test_gamma_shape_sets_burstiness_and_a_seed_replays():
@@ -194,3 +232,20 @@ def test_a_suite_takes_the_open_loop_keys(tmp_path):
     path.write_text(path.read_text().replace('"gamma:0.5"', '"spiky"'))
     with pytest.raises(SuiteError, match="spiky"):
         load_suite(path)
+
+
+async def test_a_server_slower_than_the_offered_rate_is_named_the_saturation_point(ollama_server):
+    # One request at a time, ~0.2 s each: about 5 req/s. 2 req/s keeps up; at 12 req/s the
+    # server's queue grows (TTFT with it) and answers come back at its own pace.
+    ollama_server.add_model(FakeModel("one:1m", tokens=[f"t{i} " for i in range(10)],
+                                      token_delay_s=0.02, parallel=1))  # fmt: skip
+    load = LoadSpec([2.0, 12.0], Arrival("constant"), requests=12, seed=1, workers=1)
+    finished = await Engine(plan_for(ollama_server.url, load, model="one:1m")).run()
+    records = [r.to_json() for r in finished.records]
+    low, high = rate_levels(records)
+    assert (low.rate, high.rate) == (2.0, 12.0)
+    assert high.achieved_rps < 0.95 * high.scheduled_rps
+    assert high.ttft_s["p50"] > 2 * low.ttft_s["p10"] + 0.05  # queueing at the server
+    _, notes = report_lines(records, [])
+    assert any("saturates at 12 req/s" in n for n in notes), notes
+    assert not high.client_bound or "send lag" in high.client_bound

@@ -74,6 +74,14 @@ def gguf_note(records: Sequence[dict[str, Any]]) -> str | None:
     return None
 
 
+async def warm(pool: Any, spec: ModelSpec) -> None:
+    """Build the backend and talk to the server once before ``t0``: the first request of a
+    process pays for imports, the HTTP client and its TLS context (hundreds of ms on a busy
+    machine), which would otherwise hold up the first scheduled sends."""
+    with contextlib.suppress(BackendError, OSError):
+        await pool.for_spec(spec).describe(spec)
+
+
 async def sleep_until(t_ns: int) -> None:
     delay = (t_ns - now_ns()) / NS
     if delay > 0:
@@ -152,15 +160,14 @@ async def run_open_loop(engine: Any, spec: ModelSpec, workload: Workload) -> Non
     assert load is not None
     units: list[tuple[PromptSpec, Cell | None]] = [(cell_prompt(c), c) for c in workload.cells]
     for prompt, cell in units or [(p, None) for p in engine.plan.prompts]:
-        reference: float | None = None  # the lowest rate's TTFT p50 (saturation.judge_client)
+        reference: float | None = None  # the lowest rate's TTFT p10 (saturation.judge_client)
         for index, rate in enumerate(load.rates):
             if engine.cancelled:
                 return
             offsets = load.schedule(index)
             slots = [Slot(spec, prompt, 0, stream=i, cell=cell) for i in range(len(offsets))]
             await engine.prepare(slots)
-            with contextlib.suppress(BackendError):  # imported and built now, not at t0
-                engine.pool.for_spec(spec)
+            await warm(engine.pool, spec)
             workers = load.workers or auto_workers(spec, workload, engine.plan.options.max_tokens)
             if spec.backend == "gguf":
                 workers = 1  # the model lives in this process (gguf_note says so)
@@ -179,7 +186,7 @@ async def run_open_loop(engine: Any, spec: ModelSpec, workload: Workload) -> Non
                 outcome.record.load = load_fields(slot, t0, rate, index, workload)
             level = mark_level([o.record for _, o in kept], workload.slos, reference)
             if reference is None and level is not None:
-                reference = level.ttft_s.get("p50")
+                reference = level.ttft_s.get("p10")
             await engine.keep([s for s, _ in kept], [o for _, o in kept])
             failed = [o.record for _, o in kept if o.model_failed]
             if failed:

@@ -23,13 +23,19 @@ object, ``engine.openloop``):
    rates a lag that is small against the gap (10 ms late on 1 s gaps) leaves the arrival process
    intact and is not counted; or
 2. the achieved rate is below ``SHORTFALL`` (95 %) of the scheduled rate while the server still
-   answers promptly: TTFT p50 no more than ``PROMPT_FACTOR`` (2×) the sweep's lowest-rate
-   TTFT p50 plus 50 ms, and no request waited for the cap. A saturated server queues, and its
-   TTFT grows; a client that falls behind reading streams delays answers without it.
+   answers promptly: TTFT p50 no more than ``PROMPT_FACTOR`` (2×) the TTFT p10 of the sweep's
+   lowest rate (its unloaded answer time) plus 50 ms, and no request waited for the cap. A
+   saturated server queues, and its TTFT grows; a client that falls behind reading streams
+   delays answers without it.
+
+Both rate rules (2, and the saturation point below) need ``MIN_RUNS`` successful runs in the
+level: the achieved rate of a handful of requests is mostly noise.
 
 **Saturation** of a sweep: the first rate whose achieved rate falls below ``SHORTFALL`` of the
-scheduled rate (and is not client-bound), or whose SLO-meeting share falls below ``SLO_FLOOR``
-(90 %) when SLOs were given.
+scheduled rate, or whose SLO-meeting share falls below ``SLO_FLOOR`` (90 %) when SLOs were given,
+leaving out levels client-bound by rule 2 (there the client fell short, not the server). A level
+late by rule 1 can still be the saturation point (a few ms of send lag do not cut the answer
+rate); the sentence then says the lag was over its limit too.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ SHORTFALL = 0.95
 SLO_FLOOR = 0.90
 PROMPT_FACTOR = 2.0
 PROMPT_SLACK_S = 0.05
+MIN_RUNS = 10
 CLIENT_BOUND = "the load generator, not the server, limited these figures"
 
 
@@ -101,6 +108,7 @@ class RateLevel:
     cap_wait_max_s: float = 0.0
     workers: int = 1
     client_bound: str | None = None  # why, or None
+    client_rule: str | None = None  # "lag" (rule 1) or "shortfall" (rule 2)
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
@@ -150,7 +158,7 @@ def level_of(recs: list[dict[str, Any]], slos: list[Slo]) -> RateLevel:
             else None
         ),
         slo_met_share=len(good) / len(recs) if slos and recs else None,
-        ttft_s=_pcts(get_path(r, "timings.ttft_s") for r in ok),
+        ttft_s=_pcts((get_path(r, "timings.ttft_s") for r in ok), (10, 50, 90, 99)),
         itl_s=_pcts(get_path(r, "timings.itl_p50_s") for r in ok),
         latency_s=_pcts(get_path(r, "timings.e2e_s") for r in ok),
         lag_s=_pcts(get_path(r, "load.lag_s") for r in recs),
@@ -162,13 +170,13 @@ def level_of(recs: list[dict[str, Any]], slos: list[Slo]) -> RateLevel:
         lv.client_bound = (
             f"send lag p99 {lag99 * 1000:.1f} ms > {limit * 1000:.3g} ms: {CLIENT_BOUND}"
         )
-
+        lv.client_rule = "lag"
     return lv
 
 
 def judge_client(lv: RateLevel, reference_ttft_s: float | None) -> str | None:
     """The shortfall rule (module docstring, rule 2) for ``lv``, given the sweep's lowest-rate
-    TTFT p50; the lag rule's verdict when that one already holds."""
+    TTFT p10; the lag rule's verdict when that one already holds."""
     if lv.client_bound:
         return lv.client_bound
     short = _short(lv)
@@ -178,6 +186,7 @@ def judge_client(lv: RateLevel, reference_ttft_s: float | None) -> str | None:
     if lv.cap_wait_max_s > LAG_P99_LIMIT_S:
         return None  # the cap held requests back, on purpose
     if ttft <= PROMPT_FACTOR * reference_ttft_s + PROMPT_SLACK_S:
+        lv.client_rule = "shortfall"
         return (
             f"achieved {lv.achieved_rps:.2f} req/s of {lv.scheduled_rps:.2f} scheduled while the "
             f"server still answered promptly (TTFT p50 {ttft:.3f} s): {CLIENT_BOUND}"
@@ -187,7 +196,8 @@ def judge_client(lv: RateLevel, reference_ttft_s: float | None) -> str | None:
 
 def _short(lv: RateLevel) -> bool:
     return (
-        lv.achieved_rps is not None
+        lv.n_ok >= MIN_RUNS
+        and lv.achieved_rps is not None
         and lv.scheduled_rps is not None
         and lv.achieved_rps < SHORTFALL * lv.scheduled_rps
     )
@@ -215,7 +225,7 @@ def rate_levels(
     reference: dict[tuple, float | None] = {}
     for lv in out:
         key = (lv.model, lv.host, lv.prompt_id)
-        reference.setdefault(key, lv.ttft_s.get("p50"))
+        reference.setdefault(key, lv.ttft_s.get("p10"))
         lv.client_bound = judge_client(lv, reference[key])
     return out
 
@@ -228,7 +238,8 @@ def mark_level(
     if not data:
         return None
     lv = level_of(data, slos)
-    lv.client_bound = judge_client(lv, reference_ttft_s)
+    own = lv.ttft_s.get("p10")  # the sweep's first level is its own reference
+    lv.client_bound = judge_client(lv, reference_ttft_s if reference_ttft_s is not None else own)
     for rec in records:
         if getattr(rec, "load", None):
             rec.load["client_bound"] = lv.client_bound is not None
@@ -246,20 +257,21 @@ def sweeps(levels: list[RateLevel]) -> dict[tuple, list[RateLevel]]:
 def saturation(sweep: list[RateLevel], slos: list[Slo]) -> str:
     """The sentence naming where the sweep saturates (module docstring)."""
     for lv in sorted(sweep, key=lambda x: x.rate):
-        if lv.client_bound:
-            continue
+        if lv.client_rule == "shortfall":
+            continue  # the client, not the server, fell short
+        also = " (the client's send lag was over its limit too)" if lv.client_rule else ""
         if _short(lv):
+            share = lv.achieved_rps / lv.scheduled_rps  # type: ignore[operator]
             return (
                 f"saturates at {lv.rate:g} req/s: achieved {lv.achieved_rps:.2f} req/s, "
-                f"{lv.achieved_rps / lv.scheduled_rps:.0%} of the {lv.scheduled_rps:.2f} "  # type: ignore[operator]
-                f"scheduled (< {SHORTFALL:.0%})"
+                f"{share:.0%} of the {lv.scheduled_rps:.2f} scheduled (< {SHORTFALL:.0%}){also}"
             )
         if slos and lv.slo_met_share is not None and lv.slo_met_share < SLO_FLOOR:
             return (
                 f"saturates at {lv.rate:g} req/s: {lv.slo_met_share:.0%} of requests meet the "
-                f"SLOs (< {SLO_FLOOR:.0%})"
+                f"SLOs (< {SLO_FLOOR:.0%}){also}"
             )
-    bound = [lv for lv in sweep if lv.client_bound]
+    bound = [lv for lv in sweep if lv.client_rule == "shortfall"]
     top = max(sweep, key=lambda x: x.rate)
     tail = f" ({len(bound)} client-bound level(s) not judged)" if bound else ""
     return f"no saturation up to {top.rate:g} req/s{tail}"
