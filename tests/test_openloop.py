@@ -156,11 +156,14 @@ def test_gamma_shape_sets_burstiness_and_a_seed_replays():
         ({"rate": "2"}, "exactly one of --duration"),
         ({"duration": 5}, "--duration: only with an open-loop --rate"),
         ({"rate": "2", "duration": 5, "arrival": "bursty"}, "expected poisson, constant"),
+        ({"rate": "2", "duration": 5, "workers": 2, "cap": 4}, "holds in one process only"),
     ],
 )
 def test_bad_load_values_are_refused_in_one_sentence(given, message):
+    given = dict(given)
+    cap = given.pop("cap", None)
     with pytest.raises(WorkloadError, match=message.replace("(", r"\(")):
-        build_workload(None, load=given)
+        build_workload(None, concurrency=cap, load=given)
 
 
 def test_c_with_rate_is_a_single_cap():

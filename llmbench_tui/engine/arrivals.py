@@ -118,6 +118,11 @@ class LoadSpec:
             raise WorkloadError(f"-c {self.cap}: the cap on requests in flight must be >= 1")
         if self.workers is not None and not 1 <= self.workers <= 64:
             raise WorkloadError(f"--workers {self.workers}: must be in 1..64")
+        if self.cap is not None and (self.workers or 1) > 1:
+            raise WorkloadError(
+                f"-c {self.cap} with --workers {self.workers}: the cap on requests in flight "
+                "holds in one process only; use --workers 1"
+            )
         for rate in self.rates:
             n = self.requests or rate * (self.duration_s or 0)
             if n > MAX_REQUESTS:
