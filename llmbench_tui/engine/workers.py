@@ -36,6 +36,7 @@ from typing import Any
 
 from ..backends.base import now_ns
 from ..schema import RunRecord
+from .dispatch import dispatch
 from .slots import Slot
 from .timing import NS
 
@@ -71,6 +72,7 @@ def how_it_ended(exitcode: int | None) -> str:
 
 
 def worker_main(
+    engine_cls: Any,
     wid: int,
     plan: Any,
     session_id: str,
@@ -80,11 +82,10 @@ def worker_main(
     start: Any,
     out: Any,
 ) -> None:
-    """A worker process: build the backends, say ready, wait for ``t0``, dispatch, report."""
-    from .openloop import dispatch
-    from .runner import Engine
-
-    engine = Engine(plan)
+    """A worker process: build the backends, say ready, wait for ``t0``, dispatch, report.
+    ``engine_cls`` is the runner's ``Engine``, passed in (pickled by name) rather than imported:
+    the runner is what starts the open loop that starts the workers."""
+    engine = engine_cls(plan)
     engine.session_id = session_id
     for spec in plan.models:
         engine.pool.for_spec(spec)
@@ -167,8 +168,8 @@ async def run_in_workers(
     for wid, share in enumerate(shares):
         proc = ctx.Process(
             target=worker_main,
-            args=(wid, engine.worker_plan(), engine.session_id, [slots[i] for i in share],
-                  [offsets[i] for i in share], go, start, out),
+            args=(type(engine), wid, engine.worker_plan(), engine.session_id,
+                  [slots[i] for i in share], [offsets[i] for i in share], go, start, out),
             name=f"llmbench-worker-{wid}",
             daemon=True,
         )  # fmt: skip
