@@ -13,8 +13,7 @@ its start-up too, for both tools alike).
 
 AIPerf is not a dependency of llmbench: it is installed from PyPI into its own virtual
 environment (``--aiperf-venv``, created when missing). Its tokenizer is made offline from the
-GGUF (``transformers`` reads a GGUF's vocabulary, ``save_pretrained`` writes ``tokenizer.json``),
-so nothing is downloaded from a model hub.
+GGUF's vocabulary and merges (``make_tokenizer``), so nothing is downloaded from a model hub.
 
 ``llama-server`` is built from the llama.cpp sources vendored in the installed
 llama-cpp-python's sdist, as ``bench/bench_llamabench.py`` builds ``llama-bench``, unless
@@ -71,17 +70,42 @@ def aiperf_venv(venv: Path) -> Path:
     return binary
 
 
+TOKENIZER_CODE = """
+import sys
+from gguf import GGUFReader
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+reader = GGUFReader(sys.argv[1])
+def field(name):
+    return reader.fields[name].contents()
+assert field("tokenizer.ggml.model") == "gpt2"  # SmolLM2: byte-level BPE
+tokens, merges = field("tokenizer.ggml.tokens"), field("tokenizer.ggml.merges")
+bpe = models.BPE(vocab={t: i for i, t in enumerate(tokens)},
+                 merges=[tuple(m.split(" ", 1)) for m in merges])
+tok = Tokenizer(bpe)
+tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                             pre_tokenizers.ByteLevel(add_prefix_space=False)])
+tok.decoder = decoders.ByteLevel()
+fast = PreTrainedTokenizerFast(tokenizer_object=tok,
+                               bos_token=tokens[field("tokenizer.ggml.bos_token_id")],
+                               eos_token=tokens[field("tokenizer.ggml.eos_token_id")])
+fast.save_pretrained(sys.argv[2])
+print(fast("hello world, 12345").input_ids)
+"""
+
+
 def make_tokenizer(venv: Path, gguf: Path, out: Path) -> Path:
-    """``tokenizer.json`` and its config from the GGUF's own vocabulary, offline."""
+    """``tokenizer.json`` and its config from the GGUF's own vocabulary and merges, offline.
+
+    ``transformers`` can read a GGUF tokenizer itself, but only with PyTorch installed; this
+    builds the same byte-level BPE with ``tokenizers`` (SmolLM2's pre-tokenizer: single digits,
+    then GPT-2's byte-level split). Checked against llama-server's ``/tokenize``: the ids of
+    "hello world, 12345" are the same."""
     if (out / "tokenizer.json").exists():
         return out
-    code = (
-        "import sys; from transformers import AutoTokenizer; "
-        "t = AutoTokenizer.from_pretrained(sys.argv[1], gguf_file=sys.argv[2]); "
-        "t.save_pretrained(sys.argv[3]); print(len(t('hello world').input_ids))"
-    )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    sh([str(venv / "bin" / "python"), "-c", code, str(gguf.parent), gguf.name, str(out)], env=env)
+    sh([str(venv / "bin" / "python"), "-c", TOKENIZER_CODE, str(gguf), str(out)], env=env)
     return out
 
 
