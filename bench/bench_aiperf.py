@@ -170,7 +170,10 @@ def start_server(binary: Path, gguf: Path) -> tuple[subprocess.Popen, str]:
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
     """Run ``cmd``; the CPU seconds it and its reaped descendants used."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    sh(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    print("$ " + shlex.join(cmd), file=sys.stderr, flush=True)
+    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if done.returncode:
+        raise SystemExit(f"{cmd[0]} failed ({done.returncode}):\n{done.stdout[-3000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
@@ -206,13 +209,13 @@ def run_llmbench(url: str, load: dict[str, Any], requests: int, tag: str) -> dic
 
 
 def _metric(data: dict[str, Any], *names: str) -> float | None:
+    """A figure of AIPerf's ``profile_export_aiperf.json``: ``{"unit": ..., "avg": ...}``."""
     for name in names:
         entry = data.get(name)
         if isinstance(entry, dict) and entry.get("avg") is not None:
             return float(entry["avg"])
-    for record in data.get("records", []) if isinstance(data.get("records"), list) else []:
-        if record.get("tag") in names:
-            return float(record["avg"])
+        if isinstance(entry, int | float):
+            return float(entry)
     return None
 
 
@@ -225,22 +228,22 @@ def run_aiperf(
            "--synthetic-input-tokens-mean", str(PP), "--synthetic-input-tokens-stddev", "0",
            "--output-tokens-mean", str(TG), "--output-tokens-stddev", "0",
            "--extra-inputs", "ignore_eos:true", "--extra-inputs", f"min_tokens:{TG}",
+           "--use-legacy-max-tokens",
            "--request-count", str(requests), "--warmup-request-count", "1",
            "--random-seed", "1", "--artifact-dir", str(art)]  # fmt: skip
     if "rate" in load:
         cmd += ["--request-rate", str(load["rate"]), "--arrival-pattern", "poisson"]
     else:
         cmd += ["--concurrency", str(load["concurrency"])]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    cpu = timed(cmd, env)
-    (export,) = sorted(art.rglob("profile_export_aiperf.json"))[-1:]
-    data = json.loads(export.read_text())
+    # Not HF_HUB_OFFLINE: AIPerf 0.13 then treats a local tokenizer folder as a hub repo id and
+    # fails ("Repo id must be in the form ..."); a local folder loads without the network anyway.
+    cpu = timed(cmd)
+    data = json.loads((art / "profile_export_aiperf.json").read_text())
     tok_s = _metric(data, "output_token_throughput")
-    duration = _metric(data, "benchmark_duration")
     count = _metric(data, "request_count")
-    tokens = (tok_s or 0) * (duration or 0)
-    if not tokens and count:
-        tokens = count * TG
+    tokens = _metric(data, "total_output_tokens") or (tok_s or 0) * (
+        _metric(data, "benchmark_duration") or 0
+    )
     return {
         "ttft_ms": _metric(data, "time_to_first_token", "ttft"),
         "itl_ms": _metric(data, "inter_token_latency", "itl"),
