@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="size grid: tokens of earlier context before the prompt (default 0)")
     p.add_argument("--slo", action="append", default=[], metavar="RULE",
                    help='service-level objective for goodput, e.g. "ttft_s<=0.5" (repeatable)')
-    from .commands.batch import add_load_flags
+    from .commands.openloop import add_load_flags
 
     add_load_flags(p)  # --rate, --arrival, --duration, --requests, --arrival-seed, --workers
     p.add_argument("--prefix-cache", action="store_true",

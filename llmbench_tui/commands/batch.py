@@ -38,6 +38,7 @@ from ..safe_text import strip_controls
 from ..schema import ModelSpec, Options, PromptSpec, Suite
 from ..suite import SuiteError, load_suite
 from .judge import judge_config_from_args
+from .openloop import open_loop_values
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REGRESSION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -125,47 +126,10 @@ def build_workload(args: argparse.Namespace, suite: Suite) -> tuple[Workload | N
             localscore=args.localscore,
             prefix_cache=args.prefix_cache,
             default_concurrency=suite.concurrency,
-            load=load_values(args),
+            load=open_loop_values(args),
         )
     except WorkloadError as exc:
         raise UsageError(str(exc)) from None
-
-
-def add_load_flags(p: argparse.ArgumentParser) -> None:
-    """The open-loop flags (``engine.arrivals``, ``engine.openloop``; called by
-    ``cli.build_parser``)."""
-
-    def positive(text: str) -> float:
-        value = float(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    p.add_argument("--rate", metavar="R_OR_LIST",
-                   help="open loop: requests per second sent on a schedule, whether or not "
-                   "earlier ones ended; a list (1,2,4,8) sweeps the rates; -c is then a cap")
-    p.add_argument("--arrival", metavar="LAW",
-                   help="open loop: poisson (default), constant or gamma:SHAPE (burstiness: "
-                   "<1 burstier, >1 smoother than Poisson)")
-    p.add_argument("--duration", type=positive, metavar="S",
-                   help="open loop: seconds of schedule per rate")
-    p.add_argument("--requests", type=int, metavar="N", help="open loop: requests per rate")
-    p.add_argument("--arrival-seed", type=int, metavar="N",
-                   help="open loop: the schedule's seed (stored with the session; replays it)")
-    p.add_argument("--workers", type=int, metavar="N",
-                   help="open loop: client processes sending the requests (default: from the "
-                   "load; 1 for the in-process GGUF engine)")  # fmt: skip
-
-
-def load_values(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "rate": getattr(args, "rate", None),
-        "arrival": getattr(args, "arrival", None),
-        "duration": getattr(args, "duration", None),
-        "requests": getattr(args, "requests", None),
-        "seed": getattr(args, "arrival_seed", None),
-        "workers": getattr(args, "workers", None),
-    }
 
 
 def check_workload(plan: Plan, ollama_host: str | None) -> None:
@@ -403,21 +367,11 @@ def workload_report(plan: Plan, finished: SessionFinished) -> tuple[list[str], l
             "tokens of context."
         )
     if workload.load is not None:
-        from ..engine.openloop import gguf_note
-        from ..engine.saturation import report_lines
+        from .openloop import open_loop_report
 
-        table, lines = report_lines(records, workload.slos)
-        load = workload.load
-        head = (f"open loop: {load.arrival.text} arrivals, "
-                + (f"{load.duration_s:g} s" if load.duration_s else f"{load.requests} requests")
-                + " per rate" + (f", at most {load.cap} in flight" if load.cap else "")
-                + f", seed {load.seed}")  # fmt: skip
-        if note := gguf_note(records):
-            lines.append(note)
-        if table:
-            rows = [[strip_controls(c) for c in row] for row in table]
-            text += ["", head, render_text(rows), *lines]
-            md += ["", head, "", render_markdown(rows), "", *(f"- {n}" for n in lines)]
+        more_text, more_md = open_loop_report(workload, records)
+        text += more_text
+        md += more_md
     elif workload.sweep or workload.slos:
         levels = goodput.levels(records, workload.slos)
         rows = [[strip_controls(c) for c in row] for row in goodput.sweep_table(levels,

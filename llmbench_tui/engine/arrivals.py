@@ -201,3 +201,34 @@ def build_load(
         seed=seed if seed is not None else random.SystemRandom().randrange(2**31),
         workers=workers,
     )
+
+
+def load_from(ws: Any, given: dict[str, Any], levels: list[int], capped: bool) -> LoadSpec | None:
+    """The open-loop load from the command line (``given``) over a suite's ``[workload]``
+    (``ws``: its ``rate``, ``arrival``, ...); ``None`` without a rate. ``levels``: the ``-c``
+    values, then the cap on requests in flight (one value, ``capped`` when one was given)."""
+    names = ("rate", "arrival", "duration", "requests", "seed", "workers")
+    values = {n: given.get(n) if given.get(n) is not None else getattr(ws, n, None) for n in names}
+    if values["rate"] is None:
+        flag = {"seed": "--arrival-seed"}
+        extra = [flag.get(n, f"--{n}") for n in names[1:] if given.get(n) is not None]
+        if extra:
+            raise WorkloadError(f"{', '.join(extra)}: only with an open-loop --rate")
+        return None
+    if len(levels) > 1:
+        raise WorkloadError(
+            "-c with --rate is the cap on requests in flight: give one number, not a list"
+        )
+    if given.get("duration") is not None and values["requests"] is not None:
+        values["requests"] = None if given.get("requests") is None else values["requests"]
+    if given.get("requests") is not None and values["duration"] is not None:
+        values["duration"] = None if given.get("duration") is None else values["duration"]
+    return build_load(
+        values["rate"],
+        arrival=values["arrival"],
+        duration=values["duration"],
+        requests=values["requests"],
+        cap=levels[0] if capped else None,
+        seed=values["seed"],
+        workers=values["workers"],
+    )

@@ -47,7 +47,7 @@ from typing import Any
 
 from ..schema import ModelSpec, Options, PromptSpec, WorkloadSpec
 from ..workload_syntax import Cell, WorkloadError, parse_levels, parse_slo, parse_values
-from .arrivals import LoadSpec, build_load
+from .arrivals import LoadSpec, load_from
 
 MAX_PROBES = 3
 MIN_GRID_CTX = 2048
@@ -196,7 +196,8 @@ def build_workload(
         raise WorkloadError("--prefix-cache needs a size grid (--pp) to send each prompt twice")
     if prefix_cache and (len(levels) > 1 or levels[0] > 1):
         raise WorkloadError("--prefix-cache sends one stream at a time: leave out -c")
-    open_loop = _load(ws, load or {}, levels, concurrency is not None or ws.concurrency is not None)
+    capped = concurrency is not None or ws.concurrency is not None
+    open_loop = load_from(ws, load or {}, levels, capped)
     if open_loop is not None:
         if prefix_cache:
             raise WorkloadError("--prefix-cache sends one stream at a time: leave out --rate")
@@ -204,37 +205,6 @@ def build_workload(
     if not cells and len(levels) == 1 and not rules:
         return None, levels[0]
     return Workload(cells, levels, rules, prefix_cache, localscore), levels[0]
-
-
-def _load(
-    ws: WorkloadSpec, given: dict[str, Any], levels: list[int], capped: bool
-) -> LoadSpec | None:
-    """The open-loop load from the command line over the suite's ``rate``/``arrival``/...;
-    ``-c`` is then the cap on requests in flight (one value)."""
-    names = ("rate", "arrival", "duration", "requests", "seed", "workers")
-    values = {n: given.get(n) if given.get(n) is not None else getattr(ws, n, None) for n in names}
-    if values["rate"] is None:
-        extra = [f"--{n}" for n in names[1:] if given.get(n) is not None]
-        if extra:
-            raise WorkloadError(f"{', '.join(extra)}: only with an open-loop --rate")
-        return None
-    if len(levels) > 1:
-        raise WorkloadError(
-            "-c with --rate is the cap on requests in flight: give one number, not a list"
-        )
-    if given.get("duration") is not None and values["requests"] is not None:
-        values["requests"] = None if given.get("requests") is None else values["requests"]
-    if given.get("requests") is not None and values["duration"] is not None:
-        values["duration"] = None if given.get("duration") is None else values["duration"]
-    return build_load(
-        values["rate"],
-        arrival=values["arrival"],
-        duration=values["duration"],
-        requests=values["requests"],
-        cap=levels[0] if capped else None,
-        seed=values["seed"],
-        workers=values["workers"],
-    )
 
 
 async def model_contexts(pool: Any, models: Sequence[ModelSpec]) -> dict[str, int | None]:
