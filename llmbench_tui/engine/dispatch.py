@@ -9,10 +9,12 @@ for a free place, and that wait is the cap's (``Slot.released_ns``), not the cli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from ..backends.base import now_ns
+from ..backends.base import BackendError, now_ns
+from ..schema import ModelSpec
 from .slots import Slot
 from .timing import NS
 
@@ -61,3 +63,11 @@ async def dispatch(
     if started:
         await asyncio.gather(*started, return_exceptions=False)
     return [t.result() if t is not None else None for t in tasks]
+
+
+async def warm(pool: Any, spec: ModelSpec) -> None:
+    """Build the backend and talk to the server once before ``t0``: the first request of a
+    process pays for imports, the HTTP client and its TLS context (hundreds of ms on a busy
+    machine), which would otherwise hold up the first scheduled sends."""
+    with contextlib.suppress(BackendError, OSError):
+        await pool.for_spec(spec).describe(spec)

@@ -23,15 +23,14 @@ the workers; this module then only merges their outcomes.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from collections.abc import Sequence
 from typing import Any
 
-from ..backends.base import BackendError, now_ns
+from ..backends.base import now_ns
 from ..schema import ModelSpec, PromptSpec
-from .dispatch import dispatch
+from .dispatch import dispatch, warm
 from .saturation import mark_level
 from .slots import ModelFailed, Slot
 from .timing import NS
@@ -72,14 +71,6 @@ def gguf_note(records: Sequence[dict[str, Any]]) -> str | None:
             "this process (--workers does not apply), and their TTFT includes that wait"
         )
     return None
-
-
-async def warm(pool: Any, spec: ModelSpec) -> None:
-    """Build the backend and talk to the server once before ``t0``: the first request of a
-    process pays for imports, the HTTP client and its TLS context (hundreds of ms on a busy
-    machine), which would otherwise hold up the first scheduled sends."""
-    with contextlib.suppress(BackendError, OSError):
-        await pool.for_spec(spec).describe(spec)
 
 
 def load_fields(slot: Slot, t0: int, rate: float, index: int, workload: Workload) -> dict:

@@ -36,7 +36,7 @@ from typing import Any
 
 from ..backends.base import now_ns
 from ..schema import RunRecord
-from .dispatch import dispatch
+from .dispatch import dispatch, warm
 from .slots import Slot
 from .timing import NS
 
@@ -82,16 +82,11 @@ def worker_main(
     start: Any,
     out: Any,
 ) -> None:
-    """A worker process: build the backends, say ready, wait for ``t0``, dispatch, report.
+    """A worker process: warm its backends, say ready, wait for ``t0``, dispatch, report.
     ``engine_cls`` is the runner's ``Engine``, passed in (pickled by name) rather than imported:
     the runner is what starts the open loop that starts the workers."""
     engine = engine_cls(plan)
     engine.session_id = session_id
-    for spec in plan.models:
-        engine.pool.for_spec(spec)
-    out.put(("ready", wid, None))
-    go.wait()
-    t0 = int(start.value)
 
     async def measure(slot: Slot) -> None:
         slot.worker = wid
@@ -102,7 +97,11 @@ def worker_main(
 
     async def main() -> None:
         try:
-            await dispatch(measure, slots, offsets, t0, None)
+            for spec in plan.models:  # imports, HTTP client, first connection: before t0
+                await warm(engine.pool, spec)
+            out.put(("ready", wid, None))
+            await asyncio.to_thread(go.wait)
+            await dispatch(measure, slots, offsets, int(start.value), None)
         finally:
             await engine.pool.aclose()
 
