@@ -135,6 +135,32 @@ class WorkloadSpec(BaseModel):
     slo: list[str] = Field(default_factory=list)  # e.g. ["ttft_s<=0.5", "itl_p90_s<=0.05"]
     prefix_cache: bool = False
     localscore: bool = False
+    # Open loop (engine.arrivals): offered requests/s (a list sweeps), the arrival law, each
+    # level's length, the schedule seed and the worker processes; ``concurrency`` is the cap.
+    rate: float | list[float] | None = None
+    arrival: str | None = None
+    duration: float | None = None
+    requests: int | None = None
+    seed: int | None = None
+    workers: int | None = None
+
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, value: Any) -> Any:
+        if value is not None:
+            from .engine.arrivals import parse_rates
+
+            parse_rates(value)
+        return value
+
+    @field_validator("arrival")
+    @classmethod
+    def _arrival(cls, value: str | None) -> str | None:
+        if value is not None:
+            from .engine.arrivals import parse_arrival
+
+            parse_arrival(value)
+        return value
 
     @field_validator("pp", "tg", "depth", "concurrency")
     @classmethod

@@ -39,6 +39,7 @@ from ..safe_text import strip_controls
 from ..schema import ModelSpec, Options, PromptSpec, Suite
 from ..suite import SuiteError, load_suite
 from .judge import judge_config_from_args
+from .openloop import open_loop_values
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REGRESSION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -126,6 +127,7 @@ def build_workload(args: argparse.Namespace, suite: Suite) -> tuple[Workload | N
             localscore=args.localscore,
             prefix_cache=args.prefix_cache,
             default_concurrency=suite.concurrency,
+            load=open_loop_values(args),
         )
     except WorkloadError as exc:
         raise UsageError(str(exc)) from None
@@ -366,7 +368,13 @@ def workload_report(plan: Plan, finished: SessionFinished) -> tuple[list[str], l
             "server timings); client t/s: measured from the stream. tgN @ dD: decoding after D "
             "tokens of context."
         )
-    if workload.sweep or workload.slos:
+    if workload.load is not None:
+        from .openloop import open_loop_report
+
+        more_text, more_md = open_loop_report(workload, records)
+        text += more_text
+        md += more_md
+    elif workload.sweep or workload.slos:
         levels = goodput.levels(records, workload.slos)
         rows = [[strip_controls(c) for c in row] for row in goodput.sweep_table(levels,
                                                                              workload.slos)]

@@ -59,7 +59,11 @@ class Plan:
         )
 
     def runs_per_model(self) -> int:
-        if self.workload is not None:
+        if self.workload is not None and self.workload.load is not None:
+            from .openloop import open_loop_runs
+
+            measured = open_loop_runs(self.workload, len(self.prompts))
+        elif self.workload is not None:
             per_rep = self.workload.runs_per_round_set(len(self.prompts))
             measured = per_rep * self.repetitions
         else:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
@@ -186,6 +187,11 @@ class Engine:
             if self._cancelled:
                 return
             await self.run_round([Slot(spec, first, i, warmup=True, cell=cell)])
+        if plan.workload is not None and plan.workload.load is not None:
+            from .openloop import run_open_loop
+
+            await run_open_loop(self, spec, plan.workload)
+            return
         if plan.workload is not None:
             await self._run_workload(spec, plan.workload)
             return
@@ -218,7 +224,24 @@ class Engine:
                         again.built = slots[0].built
                         await self.run_round([again])
 
-    async def _prepare(self, slots: list[Slot]) -> None:
+    # -- used by the open-loop driver (engine.openloop), which schedules runs itself
+
+    async def keep(self, slots: list[Slot], outcomes: list[Outcome]) -> None:
+        """Score and store runs measured with ``run_one``."""
+        await self._score(slots, outcomes)
+        for o in outcomes:
+            await self.finish(o.record, o.series)
+
+    def failed_record(self, slot: Slot, message: str) -> RunRecord:
+        """An error run for ``slot`` that never reported back (a dead worker process)."""
+        return self.error_record(slot, BackendError(message))
+
+    def worker_plan(self) -> Plan:
+        """What a worker process needs of the plan to measure runs (``engine.workers``): no
+        judge, no conversations (both happen here, after the measured runs)."""
+        return dataclasses.replace(self.plan, judge=None, conversations=[])
+
+    async def prepare(self, slots: list[Slot]) -> None:
         """Build the round's synthetic prompts (calibrating if need be) before any stream starts,
         so no probe runs beside a measured stream."""
         for slot in slots:
@@ -256,7 +279,7 @@ class Engine:
 
     async def run_round(self, slots: list[Slot]) -> None:
         """Run the slots' streams at once; aggregate throughput when there are several."""
-        await self._prepare(slots)
+        await self.prepare(slots)
         outcomes = await asyncio.gather(*(self.run_one(s) for s in slots))
         sweep = self.plan.workload is not None and self.plan.workload.sweep
         if len(slots) > 1 or (sweep and not (slots[0].warmup or slots[0].cold)):
@@ -358,7 +381,7 @@ class Engine:
         if self.telemetry is not None:
             self.telemetry.watch(spec, backend)
 
-        t_send = now_ns()
+        t_send = slot.sent_ns = now_ns()
         arrivals = Arrivals(t_send)
         primed: dict[str, Any] = {}
         if slot.built is not None:

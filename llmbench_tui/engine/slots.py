@@ -34,6 +34,12 @@ class Slot:
     repeat: bool = False  # prefix-cache mode: the second, cache-reusing run of a prompt
     built: Built | None = None  # the synthetic prompt, built before the round starts
     prep_error: BackendError | None = None
+    # Open loop (engine.openloop): when the run should have left, when the cap let it go, when
+    # it left (stamped by the runner with the instant TTFT counts from), which worker sent it.
+    scheduled_ns: int | None = None
+    released_ns: int | None = None
+    sent_ns: int | None = None
+    worker: int | None = None
 
 
 @dataclass(slots=True)

@@ -180,6 +180,7 @@ def _group_key(rec: dict[str, Any]) -> tuple:
         options,
         bool(rec.get("cold")),
         rec.get("concurrency", 1),
+        (rec.get("load") or {}).get("rate"),  # open loop: each offered rate is its own group
     )
 
 

@@ -37,6 +37,7 @@ from typing import Any
 
 from ..schema import ModelSpec, Options, PromptSpec, WorkloadSpec
 from ..workload_syntax import Cell, WorkloadError, parse_levels, parse_slo, parse_values
+from .arrivals import LoadSpec, load_from
 from .synthetic_prompts import Built
 
 MIN_GRID_CTX = 2048
@@ -57,10 +58,11 @@ class Workload:
     prefix_cache: bool = False
     localscore: bool = False
     skipped: list[str] = field(default_factory=list)  # cells left out, with the reason
+    load: LoadSpec | None = None  # open-loop arrivals instead of closed-loop levels
 
     @property
     def sweep(self) -> bool:
-        return len(self.levels) > 1
+        return len(self.levels) > 1 or bool(self.load and self.load.sweep)
 
     @property
     def grid_id(self) -> str:
@@ -85,6 +87,7 @@ class Workload:
             "prefix_cache": self.prefix_cache,
             "localscore": self.localscore,
             "skipped": self.skipped,
+            **({"load": self.load.describe()} if self.load else {}),
         }
 
     def check_context(self, model: str, context_length: int | None, num_ctx: int | None) -> None:
@@ -141,10 +144,13 @@ def build_workload(
     localscore: bool = False,
     prefix_cache: bool = False,
     default_concurrency: int = 1,
+    load: dict[str, Any] | None = None,
 ) -> tuple[Workload | None, int]:
     """The workload of a session from a suite's ``[workload]`` overlaid with command-line values
     (any given here wins), and the plan's plain concurrency. ``None`` for an ordinary session
-    (no grid, one level, no SLO). Raises ``WorkloadError`` naming a bad value."""
+    (no grid, one level, no SLO). ``load``: the open-loop values given on the command line
+    (``rate``, ``arrival``, ``duration``, ``requests``, ``seed``, ``workers``; see
+    ``engine.arrivals``). Raises ``WorkloadError`` naming a bad value."""
     from .localscore import SHAPES
 
     ws = spec or WorkloadSpec()
@@ -178,6 +184,12 @@ def build_workload(
         raise WorkloadError("--prefix-cache needs a size grid (--pp) to send each prompt twice")
     if prefix_cache and (len(levels) > 1 or levels[0] > 1):
         raise WorkloadError("--prefix-cache sends one stream at a time: leave out -c")
+    capped = concurrency is not None or ws.concurrency is not None
+    open_loop = load_from(ws, load or {}, levels, capped)
+    if open_loop is not None:
+        if prefix_cache:
+            raise WorkloadError("--prefix-cache sends one stream at a time: leave out --rate")
+        return Workload(cells, [1], rules, False, localscore, load=open_loop), levels[0]
     if not cells and len(levels) == 1 and not rules:
         return None, levels[0]
     return Workload(cells, levels, rules, prefix_cache, localscore), levels[0]

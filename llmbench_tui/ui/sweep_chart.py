@@ -2,7 +2,9 @@
 chart of named series, each with its own x values (``SeriesChart``).
 
 A sweep: aggregate tok/s (and goodput, when SLOs were set) against the concurrency level, one
-line per (model, host, prompt), with the knee sentence of ``engine.goodput.knee``. A grid: the
+line per (model, host, prompt), with the knee sentence of ``engine.goodput.knee``. An open-loop
+rate sweep: latency against throughput, one point per offered rate, with the saturation point
+and every client-bound level named (``rate_parts``). A grid: the
 prefill rate (``pp`` tests of ``engine.report.llamabench_results``) against the depth, one line
 per (model, pp). Labels are stripped of control characters (the plot is read back with
 ``Text.from_ansi``).
@@ -61,8 +63,37 @@ def record_dicts(records: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def is_workload_session(records: Sequence[Any]) -> bool:
-    return any((r.get("workload") if isinstance(r, dict) else getattr(r, "workload", None))
-               for r in records)
+    return any(
+        (r.get(key) if isinstance(r, dict) else getattr(r, key, None))
+        for r in records
+        for key in ("workload", "load")
+    )
+
+
+def rate_parts(
+    data: list[dict[str, Any]], slos: list[Any]
+) -> tuple[SeriesChart, list[str]] | None:
+    """An open-loop session: output tok/s against latency p50 (one point per offered rate, one
+    line per model and prompt), with the saturation point and the client-bound levels under it
+    (``engine.saturation``); ``None`` when the records have no open-loop levels."""
+    from ..engine.saturation import rate_levels, report_lines
+
+    levels = rate_levels(data, slos)
+    if not levels:
+        return None
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    for lv in levels:
+        latency = lv.latency_s.get("p50")
+        if lv.output_tok_s is None or latency is None:
+            continue
+        name = one_line(f"{lv.model} {lv.prompt_id or ''}".strip(), 40)
+        xs, ys = series.setdefault(name, ([], []))
+        xs.append(lv.output_tok_s)
+        ys.append(latency)
+    _, notes = report_lines(data, slos)
+    chart = SeriesChart("latency p50 s vs output tok/s (one point per offered rate)", series,
+                        xlabel="output tok/s")  # fmt: skip
+    return chart, notes
 
 
 def sweep_parts(
@@ -70,6 +101,8 @@ def sweep_parts(
 ) -> tuple[SeriesChart, list[str]]:
     """The chart of a workload session and the sentences under it (the knee of each sweep)."""
     data = record_dicts(records)
+    if (open_loop := rate_parts(data, slos or [])) is not None:
+        return open_loop
     lv = levels(data, slos or [])
     by_sweep = sweeps(lv)
     if any(len({x.level for x in s}) > 1 for s in by_sweep.values()):

@@ -518,6 +518,7 @@ class OllamaTestServer:
             ("GET", "/api/tags"): self._tags,
             ("GET", "/api/ps"): self._ps,
             ("POST", "/api/show"): self._show,
+            ("GET", "/test/arrivals"): self._arrivals,
         }
         if handler := routes.get((method, path)):
             rec.status, rec.outcome = 200, "ok"
@@ -536,6 +537,17 @@ class OllamaTestServer:
 
     def _version(self, _body: Any) -> dict[str, Any]:
         return {"version": self.version}
+
+    def _arrivals(self, _body: Any) -> dict[str, Any]:
+        """Not Ollama's: when each generation request arrived (``perf_counter_ns``, the system's
+        CLOCK_MONOTONIC on Linux), for tests that run this server in its own process."""
+        return {
+            "arrivals": [
+                {"model": (r.body or {}).get("model") if isinstance(r.body, dict) else None,
+                 "t_arrival_ns": r.t_arrival_ns}
+                for r in self.generations()
+            ]
+        }  # fmt: skip
 
     def _tags(self, _body: Any) -> dict[str, Any]:
         return {
