@@ -26,11 +26,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from support.ollama_server import FakeModel
+from support.paths import TESTS
 
 from llmbench_tui.engine.arrivals import Arrival, LoadSpec, build_load, parse_arrival, schedule
 from llmbench_tui.engine.runner import Engine, Plan
@@ -41,6 +41,8 @@ from llmbench_tui.workload_syntax import WorkloadError
 
 LLMBENCH = [sys.executable, "-m", "llmbench_tui.cli"]
 FAKE = "smollm-fake:135m"  # a default model of tests/ollama_server.py
+
+SERVER_SCRIPT = TESTS / "support" / "ollama_server.py"
 
 
 def cv(values: list[float]) -> float:
@@ -72,8 +74,8 @@ def server_process() -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).parents[1] / "support" / "ollama_server.py"), "--port", str(port),
-         "--tokens", "3", "--token-delay", "0.001", "--no-delays"],
+        [sys.executable, str(SERVER_SCRIPT), "--port", str(port), "--tokens", "3",
+         "--token-delay", "0.001", "--no-delays"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
