@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backends import BackendPool
 from ..config import DEFAULT_MAX_TOKENS, DEFAULT_PROMPT, data_dir
@@ -54,6 +54,9 @@ _OPTION_FLAGS = (
     "think",
     "system",
 )
+
+if TYPE_CHECKING:
+    from .common import ArgumentAdder
 
 
 class UsageError(Exception):
@@ -259,7 +262,7 @@ def _start_telemetry(args: argparse.Namespace) -> Any:
 # -- run conditions and remote telemetry (--wait-idle, --telemetry-url) -------------------------
 
 
-def add_condition_flags(p: argparse.ArgumentParser) -> None:
+def add_condition_flags(p: ArgumentAdder) -> None:
     """``--wait-idle[=SECONDS]`` and ``--telemetry-url URL`` (called by ``cli.build_parser``)."""
     from ..telemetry.conditions import DEFAULT_WAIT_S
 

@@ -10,13 +10,22 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from llmbench_tui.safe_text import one_line
 from llmbench_tui.store import RunQuery, RunStore, StoreError
 from llmbench_tui.store import open_store as open_location
+
+
+class ArgumentAdder(Protocol):
+    """What flag helpers need: a parser or one of its argument groups (``llmbench --help``
+    lists the options in groups)."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action: ...
+
+    def add_mutually_exclusive_group(self, *, required: bool = False) -> Any: ...
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +36,7 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
     add_store_flag(parser)
 
 
-def add_store_flag(parser: argparse.ArgumentParser) -> None:
+def add_store_flag(parser: ArgumentAdder) -> None:
     parser.add_argument(
         "--store", metavar="URL_OR_PATH",
         help="where runs are stored: a history.json path (the local store, the default) or "

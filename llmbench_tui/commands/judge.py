@@ -24,6 +24,7 @@ from typing import Any
 from llmbench_tui import config
 from llmbench_tui.backends import BackendPool
 from llmbench_tui.commands.common import (
+    ArgumentAdder,
     add_data_dir,
     fail,
     json_text,
@@ -55,7 +56,7 @@ def _repeats(text: str) -> int:
     return value
 
 
-def add_judge_flags(parser: argparse.ArgumentParser, *, required: bool) -> None:
+def add_judge_flags(parser: ArgumentAdder, *, required: bool) -> None:
     """``--judge``, ``--judge-repeats`` and ``--rubric``, for ``judge`` and ``--batch``."""
     parser.add_argument("--judge", required=required, metavar="SPEC",
                         help="the model that grades answers: ollama:NAME[@HOST], "

@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine.openloop import gguf_note
 from ..engine.report import render_markdown, render_text
 from ..engine.saturation import report_lines
 from ..safe_text import strip_controls
 
+if TYPE_CHECKING:
+    from .common import ArgumentAdder
 
-def add_load_flags(p: argparse.ArgumentParser) -> None:
+
+def add_load_flags(p: ArgumentAdder) -> None:
     """The open-loop flags (``engine.arrivals``, ``engine.openloop``; called by
     ``cli.build_parser``)."""
 
