@@ -440,7 +440,7 @@ def extra_tables(records: list) -> list[tuple[str, list[list[str]]]]:
     tables = conversation_tables(records)
     judged = judge_rows(records)
     if judged:
-        tables.append(("judge (a model's opinion, not a ground truth; see the README)", judged))
+        tables.append(("judge (a model's opinion, not a ground truth; see docs/judge.md)", judged))
     return [
         (strip_controls(title), [[strip_controls(c) for c in row] for row in rows])
         for title, rows in tables

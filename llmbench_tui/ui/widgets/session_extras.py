@@ -20,7 +20,7 @@ from ...engine.localscore import summary_lines
 from ...safe_text import inert
 from ..turns import text_table
 
-JUDGE_TITLE = "judge (a model's opinion, not a ground truth; see the README)"
+JUDGE_TITLE = "judge (a model's opinion, not a ground truth; see docs/judge.md)"
 
 
 class SessionExtras(VerticalScroll):
