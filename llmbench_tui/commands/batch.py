@@ -35,6 +35,7 @@ from ..engine.judge_runs import judge_rows, judged_line
 from ..engine.report import footnotes, render_markdown, render_text, summary_table
 from ..engine.runner import Engine, Plan
 from ..engine.workload import Workload, WorkloadError, cell_prompt
+from ..quality.verdicts import JUDGE_TITLE
 from ..safe_text import strip_controls
 from ..schema import ModelSpec, Options, PromptSpec, Suite
 from ..suite import SuiteError, load_suite
@@ -440,7 +441,7 @@ def extra_tables(records: list) -> list[tuple[str, list[list[str]]]]:
     tables = conversation_tables(records)
     judged = judge_rows(records)
     if judged:
-        tables.append(("judge (a model's opinion, not a ground truth; see docs/judge.md)", judged))
+        tables.append((JUDGE_TITLE, judged))
     return [
         (strip_controls(title), [[strip_controls(c) for c in row] for row in rows])
         for title, rows in tables

@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field, field_validator
 from ..safe_text import strip_controls
 
 REASON_MAX = 300
+# The heading of every table of judge verdicts (dashboard and --batch): what a verdict is not.
+JUDGE_TITLE = "judge (a model's opinion, not a ground truth; see docs/judge.md)"
 RAW_MAX = 2000
 
 

@@ -17,10 +17,10 @@ from textual.widgets import Static
 from ...engine.conversation import conversation_tables
 from ...engine.judge_runs import judge_rows
 from ...engine.localscore import summary_lines
+from ...quality.verdicts import JUDGE_TITLE
 from ...safe_text import inert
 from ..turns import text_table
 
-JUDGE_TITLE = "judge (a model's opinion, not a ground truth; see docs/judge.md)"
 
 
 class SessionExtras(VerticalScroll):
