@@ -22,7 +22,6 @@ from ...safe_text import inert
 from ..turns import text_table
 
 
-
 class SessionExtras(VerticalScroll):
     """Conversation tables, judge summary, sweep chart and llama-bench table of a session."""
 
