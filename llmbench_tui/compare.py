@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmbench_tui.engine.stats import counted, describe
+from llmbench_tui.engine.stats import counted, describe, figure_values
 from llmbench_tui.exporting import read_records
 from llmbench_tui.safe_text import one_line
 from llmbench_tui.schema import Efficiency, Quality, ServerStats, Timings, Tokens, get_path
@@ -87,12 +87,8 @@ def run_group(record: dict[str, Any]) -> tuple:
 
 
 def values(records: Iterable[dict[str, Any]], path: str) -> list[float]:
-    out = []
-    for record in records:
-        value = get_path(record, path)
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            out.append(float(value))
-    return out
+    """One value per run (per round for a round's figure: ``engine.stats.figure_values``)."""
+    return figure_values(records, path)
 
 
 def figures_of(records: Iterable[dict[str, Any]]) -> list[str]:

@@ -79,10 +79,14 @@ def footnotes(groups: list[GroupSummary]) -> list[str]:
     for g in groups:
         agg = g.figures.get("concurrent.aggregate_tok_s")
         if agg is not None:
-            notes.append(
-                f"{group_label(g)} {g.prompt_id}: aggregate {cell(agg, '{:.1f}')} tok/s "
-                f"over {g.concurrency} streams"
-            )
+            streams = "1 stream" if g.concurrency == 1 else f"{g.concurrency} streams"
+            line = f"{group_label(g)} {g.prompt_id}: aggregate {cell(agg, '{:.1f}')} tok/s " \
+                   f"over {streams}"  # fmt: skip
+            if g.throughput is not None:
+                t = g.throughput
+                line += (f"; throughput {t['tok_s']:.1f} tok/s ({t['output_tokens']} output "
+                         f"tokens / {t['wall_s']:.2f} s over {t['rounds']} rounds)")  # fmt: skip
+            notes.append(line)
         for err in g.errors:
             notes.append(f"{group_label(g)}: {err}")
         for warning in g.warnings:

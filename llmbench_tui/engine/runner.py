@@ -350,11 +350,12 @@ class Engine:
         return True
 
     async def _round(self, slots: list[Slot]) -> None:
-        """Run the slots' streams at once; aggregate throughput when there are several."""
+        """Run the slots' streams at once; every measured round (one stream included) records
+        its aggregate throughput: output tokens over the round's wall time, first request sent
+        to last token received (docs/metrics-throughput.md)."""
         await self._prepare(slots)
         outcomes = await asyncio.gather(*(self._run_one(s) for s in slots))
-        sweep = self.plan.workload is not None and self.plan.workload.sweep
-        if len(slots) > 1 or (sweep and not (slots[0].warmup or slots[0].cold)):
+        if not (slots[0].warmup or slots[0].cold):
             ok = [o.record for o in outcomes if o.record.status == "ok"]
             starts = [o.t_send for o in outcomes if o.t_send is not None]
             ends = [o.t_last for o in outcomes if o.t_last is not None]

@@ -38,6 +38,11 @@ FIGURES = (
     "quality.score",
 )
 
+# Figures of a round, not of a run: every stream of one round of ``concurrency`` streams carries
+# the same value, so they are summarised one value per round (``figure_values``), never once per
+# stream (which would count each round ``concurrency`` times: a smaller CI on duplicates).
+ROUND_PREFIX = "concurrent."
+
 OUTLIER_MIN_N = 5
 OUTLIER_MIN_REL = 0.02
 
@@ -145,6 +150,62 @@ def describe(values: list[float]) -> Stats:
 
 
 
+def round_key(record: dict[str, Any]) -> tuple:
+    """What identifies the round a run was one stream of: its session, model, host, prompt (or
+    grid cell), level and round number (a prefix-cache repeat is a round of its own)."""
+    conc = record.get("concurrent") or {}
+    return (
+        record.get("session_id"),
+        record.get("model_spec") or record.get("model"),
+        record.get("host"),
+        record.get("prompt_id"),
+        record.get("concurrency") or 1,
+        conc.get("round", record.get("repetition")),
+        (record.get("workload") or {}).get("cache_role"),
+    )
+
+
+def figure_values(records: Iterable[dict[str, Any]], path: str) -> list[float]:
+    """The finite numbers at ``path``: one per run, or, for a round's figure
+    (``concurrent.*``), one per round — the one home of that rule for every summary."""
+    out: list[float] = []
+    seen: set[tuple] = set()
+    per_round = path.startswith(ROUND_PREFIX)
+    for record in records:
+        value = get_path(record, path)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        if not math.isfinite(value):
+            continue
+        if per_round:
+            key = round_key(record)
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(float(value))
+    return out
+
+
+def throughput(records: Iterable[dict[str, Any]]) -> dict[str, float] | None:
+    """Output throughput over the rounds' wall time: ``{"tok_s", "output_tokens", "wall_s",
+    "rounds"}`` — the successful runs' output tokens over the sum, across rounds, of each round's
+    wall time (its first request sent to its last token received, ``concurrent.round_s``).
+    ``None`` when a run has no round time (records from before it was stored at every level)."""
+    rounds: dict[tuple, float] = {}
+    tokens = 0
+    for record in records:
+        span = (record.get("concurrent") or {}).get("round_s")
+        if not isinstance(span, int | float) or isinstance(span, bool):
+            return None
+        rounds[round_key(record)] = float(span)
+        if record.get("status") == "ok":
+            tokens += int(get_path(record, "tokens.output") or 0)
+    wall = sum(rounds.values())
+    if not rounds or wall <= 0:
+        return None
+    return {"tok_s": tokens / wall, "output_tokens": tokens, "wall_s": wall, "rounds": len(rounds)}
+
+
 def counts_in_figures(record: dict[str, Any]) -> bool:
     """The one rule for which runs a mean is taken over: successful, not warm-up (excluded from
     statistics) and not cold (a cold run's TTFT includes the model load, so cold runs are
@@ -173,6 +234,7 @@ class GroupSummary:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)  # quality checks that could not run
+    throughput: dict[str, float] | None = None  # ``throughput()`` over the counted runs
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -187,6 +249,7 @@ class GroupSummary:
             "errors": self.errors,
             "warnings": self.warnings,
             "checks_not_run": self.not_run,
+            "throughput": self.throughput,
             "figures": {k: v.to_json() for k, v in self.figures.items()},
         }
 
@@ -221,9 +284,9 @@ def summarize(records: list[RunRecord] | list[dict[str, Any]]) -> list[GroupSumm
         ok = [r for r in recs if r["status"] == "ok"]
         figures = {}
         for path in FIGURES:
-            values = [v for r in ok if isinstance(v := get_path(r, path), int | float)]
+            values = figure_values(ok, path)
             if values:
-                figures[path] = describe([float(v) for v in values])
+                figures[path] = describe(values)
         errors = sorted({r["error"] or r["status"] for r in recs if r["status"] != "ok"})
         warnings = sorted({w for r in recs for w in r.get("warnings") or []})
         not_run = sorted(
@@ -249,6 +312,7 @@ def summarize(records: list[RunRecord] | list[dict[str, Any]]) -> list[GroupSumm
                 errors=errors,
                 warnings=warnings,
                 not_run=not_run,
+                throughput=throughput(ok) if ok else None,
             )
         )
     return out
