@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="size grid: tokens of earlier context before the prompt (default 0)")
     p.add_argument("--slo", action="append", default=[], metavar="RULE",
                    help='service-level objective for goodput, e.g. "ttft_s<=0.5" (repeatable)')
+    p.add_argument("--api", choices=("completions", "chat"),
+                   help="size grid: send each prompt as a raw completion (default, no chat "
+                   "template) or as a chat request's user message (pp counts the user part)")
     p.add_argument("--prefix-cache", action="store_true",
                    help="size grid: send each prompt twice and report the cache-reusing run apart")
     p.add_argument("--localscore", action="store_true",

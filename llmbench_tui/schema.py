@@ -135,6 +135,7 @@ class WorkloadSpec(BaseModel):
     slo: list[str] = Field(default_factory=list)  # e.g. ["ttft_s<=0.5", "itl_p90_s<=0.05"]
     prefix_cache: bool = False
     localscore: bool = False
+    api: Literal["completions", "chat"] | None = None  # how grid cells are sent (--api)
 
     @field_validator("pp", "tg", "depth", "concurrency")
     @classmethod

@@ -155,9 +155,21 @@ class Cell:
     def context_needed(self) -> int:
         return self.depth + self.pp + self.tg
 
-    def describe(self) -> str:
+    def describe(self, chat: bool = False) -> str:
         ctx = f" after {self.depth} tokens of earlier context" if self.depth else ""
-        return (
-            f"[synthetic {self.test}] {self.pp} random-word tokens{ctx}, sent as raw completion "
-            f"(no chat template); {self.tg} tokens asked"
-        )
+        sent = ("sent as a chat request's user message (the chat template around it)" if chat
+                else "sent as raw completion (no chat template)")  # fmt: skip
+        return f"[synthetic {self.test}] {self.pp} random-word tokens{ctx}, {sent}; {self.tg} " \
+               "tokens asked"  # fmt: skip
+
+
+def check_api(api: str, cells: Iterable[Cell], prefix_cache: bool) -> str:
+    """``--api``: ``completions`` (raw, no template) or ``chat`` (one user message); a chat
+    grid sends no earlier context and no second send of a prompt."""
+    if api not in ("completions", "chat"):
+        raise WorkloadError(f"--api {api}: use chat or completions")
+    if api == "chat" and any(c.depth for c in cells):
+        raise WorkloadError("--api chat sends one user message: leave out --depth")
+    if api == "chat" and prefix_cache:
+        raise WorkloadError("--api chat: --prefix-cache is for raw completions only")
+    return api

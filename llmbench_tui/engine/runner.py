@@ -331,6 +331,9 @@ class Engine:
                 )
                 if self.plan.workload and self.plan.workload.prefix_cache and not slot.repeat:
                     slot.built.meta["cache_role"] = "first"
+                if self.plan.workload and self.plan.workload.api == "chat":
+                    slot.built.raw.chat = True  # the user message of a chat request
+                    slot.prompt = cell_prompt(slot.cell, chat=True)
             except BackendError as exc:
                 slot.prep_error = exc
             except ValueError as exc:  # WorkloadError: no count to calibrate on
@@ -439,7 +442,11 @@ class Engine:
             backend = self.pool.for_spec(spec)
             effective = backend.effective_options(spec, options)
             if slot.cell is not None:
-                effective["prompt_format"] = "raw completion, no chat template"
+                effective["prompt_format"] = (
+                    "chat, the model's chat template (pp counts the user message)"
+                    if slot.built is not None and slot.built.raw.chat
+                    else "raw completion, no chat template"
+                )
             if slot.prep_error is not None:
                 raise slot.prep_error
         except BackendError as exc:
