@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..schema import RunRecord, get_path
+from .efficiency import BUSY_WARNING_START
 from .timing import percentile
 
 # Figures summarised per group, as dotted paths into a run record's JSON form.
@@ -267,6 +268,32 @@ def _group_key(rec: dict[str, Any]) -> tuple:
     )
 
 
+def group_warnings(records: list[dict[str, Any]]) -> list[str]:
+    """A group's distinct warnings, the busy-machine ones folded into one line: each busy run
+    has its own (``other processes used 51 % ...``), so a group of them says the range of
+    shares, in how many of its runs, and the busiest other processes named during them."""
+    warnings = {w for r in records for w in r.get("warnings") or []}
+    busy = [r for r in records if get_path(r, "efficiency.conditions.busy") is True]
+    shares = [v for r in busy
+              if isinstance(v := get_path(r, "efficiency.conditions.other_cpu_pct"), int | float)]
+    if not shares:  # records from before the conditions were stored: as they are
+        return sorted(warnings)
+    named: dict[str, float] = {}
+    for record in busy:
+        for proc in get_path(record, "telemetry.other_processes") or []:
+            if isinstance(proc, dict) and isinstance(proc.get("cpu_pct"), int | float):
+                name = str(proc.get("name"))
+                named[name] = max(named.get(name, 0.0), float(proc["cpu_pct"]))
+    low, high = f"{min(shares):.0f}", f"{max(shares):.0f}"
+    line = f"{BUSY_WARNING_START}{low if low == high else f'{low}–{high}'} % of the CPU during "
+    line += f"{len(busy)} of {len(records)} runs"
+    if named:
+        top = sorted(named.items(), key=lambda kv: -kv[1])[:3]
+        line += " (busiest: " + ", ".join(f"{n} {c:.0f} % of a core" for n, c in top) + ")"
+    line += "; their figures are not comparable"
+    return sorted({w for w in warnings if not w.startswith(BUSY_WARNING_START)} | {line})
+
+
 def summarize(records: list[RunRecord] | list[dict[str, Any]]) -> list[GroupSummary]:
     """Group non-warm-up runs and describe each figure over the group's successful runs.
 
@@ -288,7 +315,7 @@ def summarize(records: list[RunRecord] | list[dict[str, Any]]) -> list[GroupSumm
             if values:
                 figures[path] = describe(values)
         errors = sorted({r["error"] or r["status"] for r in recs if r["status"] != "ok"})
-        warnings = sorted({w for r in recs for w in r.get("warnings") or []})
+        warnings = group_warnings(recs)
         not_run = sorted(
             {
                 f"{c.get('name')}: {c.get('detail')}"
