@@ -513,13 +513,13 @@ class Sampler:
             return
         ours = set(self._procs.procs) | ({self._me.pid} if self._me is not None else set())
         wall = (now_ns - before[0]) / 1e9
-        busiest = sorted(
-            ({"pid": pid, "name": name,
-              "cpu_pct": round(100 * (cpu - before[1].get(pid, (name, 0.0))[1]) / wall, 1)}
+        shares = sorted(
+            ((round(100 * (cpu - before[1].get(pid, (name, 0.0))[1]) / wall, 1), pid, name)
              for pid, (name, cpu) in times.items() if pid not in ours),
-            key=lambda p: -p["cpu_pct"],
+            reverse=True,
         )  # fmt: skip
-        self._others = (now_ns, [p for p in busiest[:OTHERS_NAMED] if p["cpu_pct"] >= 5.0])
+        self._others = (now_ns, [{"pid": pid, "name": name, "cpu_pct": pct}
+                                 for pct, pid, name in shares[:OTHERS_NAMED] if pct >= 5.0])
 
     def _other_cpu(
         self, busy: float, total: float, ncpu: int, proc_cpu: float | None, all_timed: bool
