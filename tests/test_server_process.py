@@ -24,8 +24,10 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 
-from llmbench_tui.engine.efficiency import BUSY_OTHER_CPU_PCT
+from llmbench_tui.engine.efficiency import BUSY_OTHER_CPU_PCT, busy_warning
+from llmbench_tui.engine.report import footnotes
 from llmbench_tui.engine.sampler import ProcessTarget, listener, local_port, serving_pids
+from llmbench_tui.engine.stats import summarize
 
 CPUS = psutil.cpu_count() or 1
 
@@ -135,3 +137,35 @@ def test_a_burner_beside_the_server_is_named_once(llama_server, tmp_path):
         f"warning: other processes used {share} % of the CPU during {len(busy)} of 3 runs "
         f"(busiest: {', '.join(f'{n} {c:.0f} % of a core' for n, c in top)}); their figures "
         "are not comparable"), line  # fmt: skip
+
+
+def _run(model: str, prompt: str, level: int, share: float, named: list[tuple[str, float]]):
+    busy = share > BUSY_OTHER_CPU_PCT
+    return {"id": f"{model}{prompt}{level}{share}", "session_id": "s", "model": model,
+            "model_spec": model, "backend": "openai", "host": "http://127.0.0.1:1",
+            "prompt_id": prompt, "prompt": "x", "status": "ok", "concurrency": level,
+            "started_at": "2026-01-01T00:00:00Z",
+            "warnings": [busy_warning(share)] if busy else [],
+            "efficiency": {"conditions": {"busy": busy, "other_cpu_pct": share}},
+            "telemetry": {"other_processes": [{"pid": 1, "name": n, "cpu_pct": c}
+                                              for n, c in named]}}  # fmt: skip
+
+
+def test_one_busy_line_per_model_over_its_prompts_and_levels():
+    """Issue 22: 4 to 14 lines per session, one per distinct share; now one per model."""
+    records = [
+        _run("openai:a", "p1", 1, 31.4, [("cc1plus", 90.0)]),
+        _run("openai:a", "p1", 1, 55.2, [("cc1plus", 99.0), ("postgres", 20.0)]),
+        _run("openai:a", "p2", 4, 12.0, []),  # not busy
+        _run("openai:a", "p2", 4, 40.0, [("postgres", 35.0), ("make", 5.0), ("ld", 60.0)]),
+        _run("openai:b", "p1", 1, 26.0, []),
+        _run("openai:b", "p1", 1, 3.0, []),
+    ]
+    lines = [n for n in footnotes(summarize(records)) if "other processes used" in n]
+    assert lines == [
+        "openai:a: warning: other processes used 31–55 % of the CPU during 3 of 4 runs "
+        "(busiest: cc1plus 99 % of a core, ld 60 % of a core, postgres 35 % of a core); their "
+        "figures are not comparable",
+        "openai:b: warning: other processes used 26 % of the CPU during 1 of 2 runs; their "
+        "figures are not comparable",
+    ]

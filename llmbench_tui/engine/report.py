@@ -16,7 +16,7 @@ from typing import Any
 
 from ..schema import get_path
 from ..workload_syntax import depth_label
-from .stats import GroupSummary, Stats, counts_in_figures
+from .stats import GroupSummary, Stats, busy_line, counts_in_figures
 
 # (header, figure path, format) — client and server decode rates side by side, never merged.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -94,6 +94,13 @@ def footnotes(groups: list[GroupSummary]) -> list[str]:
         for check in g.not_run:
             notes.append(f"{group_label(g)} {g.prompt_id}: check not run, left out of the score: "
                          f"{check}")
+    # Runs measured beside other work: one line per model, over all its groups (prompts, cells,
+    # levels), not one per run or per distinct share.
+    busy: dict[str, list[dict]] = {}
+    for g in groups:
+        if g.busy is not None:
+            busy.setdefault(g.model, []).append(g.busy)
+    notes += [f"{model}: warning: {busy_line(parts)}" for model, parts in busy.items()]
     return notes
 
 

@@ -236,6 +236,7 @@ class GroupSummary:
     warnings: list[str] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)  # quality checks that could not run
     throughput: dict[str, float] | None = None  # ``throughput()`` over the counted runs
+    busy: dict[str, Any] | None = None  # ``busy_runs()``: its busy-run warnings, summed up
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -251,6 +252,7 @@ class GroupSummary:
             "warnings": self.warnings,
             "checks_not_run": self.not_run,
             "throughput": self.throughput,
+            "busy": self.busy,
             "figures": {k: v.to_json() for k, v in self.figures.items()},
         }
 
@@ -268,30 +270,43 @@ def _group_key(rec: dict[str, Any]) -> tuple:
     )
 
 
-def group_warnings(records: list[dict[str, Any]]) -> list[str]:
-    """A group's distinct warnings, the busy-machine ones folded into one line: each busy run
-    has its own (``other processes used 51 % ...``), so a group of them says the range of
-    shares, in how many of its runs, and the busiest other processes named during them."""
-    warnings = {w for r in records for w in r.get("warnings") or []}
+def busy_runs(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The runs measured beside other work (``efficiency.conditions.busy``), summed up:
+    ``{"low", "high"}`` (their other-processes shares, %), ``"runs"`` (how many) of ``"of"``
+    (all the records), ``"named"`` (the busiest other processes named during them: name → the
+    highest % of one core); ``None`` when no run was busy."""
     busy = [r for r in records if get_path(r, "efficiency.conditions.busy") is True]
     shares = [v for r in busy
               if isinstance(v := get_path(r, "efficiency.conditions.other_cpu_pct"), int | float)]
-    if not shares:  # records from before the conditions were stored: as they are
-        return sorted(warnings)
+    if not shares:
+        return None
     named: dict[str, float] = {}
     for record in busy:
         for proc in get_path(record, "telemetry.other_processes") or []:
             if isinstance(proc, dict) and isinstance(proc.get("cpu_pct"), int | float):
                 name = str(proc.get("name"))
                 named[name] = max(named.get(name, 0.0), float(proc["cpu_pct"]))
-    low, high = f"{min(shares):.0f}", f"{max(shares):.0f}"
+    return {"low": min(shares), "high": max(shares), "runs": len(busy), "of": len(records),
+            "named": named}  # fmt: skip
+
+
+def busy_line(parts: Iterable[dict[str, Any]]) -> str:
+    """One warning for several ``busy_runs`` (a model's groups): each busy run has its own
+    (``other processes used 51 % ...``); together they say the range of shares, in how many
+    runs, and the three busiest other processes named during them."""
+    parts = list(parts)
+    named: dict[str, float] = {}
+    for part in parts:
+        for name, pct in part["named"].items():
+            named[name] = max(named.get(name, 0.0), pct)
+    low = f"{min(p['low'] for p in parts):.0f}"
+    high = f"{max(p['high'] for p in parts):.0f}"
     line = f"{BUSY_WARNING_START}{low if low == high else f'{low}–{high}'} % of the CPU during "
-    line += f"{len(busy)} of {len(records)} runs"
+    line += f"{sum(p['runs'] for p in parts)} of {sum(p['of'] for p in parts)} runs"
     if named:
         top = sorted(named.items(), key=lambda kv: -kv[1])[:3]
         line += " (busiest: " + ", ".join(f"{n} {c:.0f} % of a core" for n, c in top) + ")"
-    line += "; their figures are not comparable"
-    return sorted({w for w in warnings if not w.startswith(BUSY_WARNING_START)} | {line})
+    return line + "; their figures are not comparable"
 
 
 def summarize(records: list[RunRecord] | list[dict[str, Any]]) -> list[GroupSummary]:
@@ -315,7 +330,9 @@ def summarize(records: list[RunRecord] | list[dict[str, Any]]) -> list[GroupSumm
             if values:
                 figures[path] = describe(values)
         errors = sorted({r["error"] or r["status"] for r in recs if r["status"] != "ok"})
-        warnings = group_warnings(recs)
+        busy = busy_runs(recs)
+        warnings = sorted({w for r in recs for w in r.get("warnings") or []
+                           if busy is None or not w.startswith(BUSY_WARNING_START)})
         not_run = sorted(
             {
                 f"{c.get('name')}: {c.get('detail')}"
@@ -340,6 +357,7 @@ def summarize(records: list[RunRecord] | list[dict[str, Any]]) -> list[GroupSumm
                 warnings=warnings,
                 not_run=not_run,
                 throughput=throughput(ok) if ok else None,
+                busy=busy,
             )
         )
     return out
