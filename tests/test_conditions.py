@@ -115,7 +115,12 @@ def _ours_within_bounds(busy, excluded: list[tuple[psutil.Process, float]], call
     """
     n = len(excluded)
     window_lo, window_hi = busy.seconds - 0.005, busy.seconds + 0.005  # rounded to 0.01 s
-    slack = max(0.0, call_s - window_lo)
+    # measure() takes each end's instant, then reads the machine and the processes: each read
+    # (a /proc open and read) may wait once per call for the GIL that a spinning thread holds,
+    # at most one switch interval, so its processes' window may be that much shorter than its
+    # elapsed time at either end.
+    skew = 2 * 2 * sys.getswitchinterval()
+    slack = max(0.0, call_s - window_lo + skew)
     used = [after - before for before, after in zip(cpu_before, cpu_after, strict=True)]
     lower = sum(max(0.0, u - cores * slack) for u, (_, cores) in zip(used, excluded, strict=True))
     lower_pct = 100 * (lower - 2 * n * CLOCK_UNIT_S) / (window_hi * CPUS) - 0.1
@@ -129,11 +134,11 @@ def _ours_within_bounds(busy, excluded: list[tuple[psutil.Process, float]], call
 
 
 def _measured(excluded: list[tuple[psutil.Process, float]], call):
+    t0 = time.monotonic()  # the test's window contains its own reads too
     before = [sum(p.cpu_times()[:2]) for p, _ in excluded]
-    t0 = time.monotonic()
     busy = call()
-    call_s = time.monotonic() - t0
     after = [sum(p.cpu_times()[:2]) for p, _ in excluded]
+    call_s = time.monotonic() - t0
     _ours_within_bounds(busy, excluded, call_s, before, after)
     return busy, after[-1] - before[-1]
 
