@@ -76,9 +76,10 @@ class Sample:
 @dataclass(frozen=True, slots=True)
 class ProcessTarget:
     """Which processes serve the model: ``self`` (in-process engine), ``port`` (the process
-    listening on that local port, and its children), ``ollama`` (the same for Ollama's port, else
-    ``ollama serve`` found by name; its runners are its children), ``pid`` or ``name`` (a server
-    named with ``--server-pid``), or ``none``."""
+    listening on that local port, and its children), ``ollama`` (the process listening on
+    Ollama's port, else ``ollama serve`` found by name, and its runner children), ``pid`` or
+    ``name`` (a server named with ``--server-pid``, and its children), or ``none``. A server
+    that runs llmbench itself (``_runs_us``) counts without its children."""
 
     kind: str = "none"
     value: str | int | None = None
@@ -205,11 +206,13 @@ class _Procs:
         if self.root is None:
             return []
         try:
-            family = [self.root, *self.root.children(recursive=True)]
+            children = self.root.children(recursive=True)
         except psutil.Error:
             self.root = None
             return []
-        return [self.procs.get(p.pid, p) for p in family]
+        if _runs_us(self.root):
+            children = []
+        return [self.procs.get(p.pid, p) for p in (self.root, *children)]
 
     @staticmethod
     def _find_root(kind: str, value: str | int | None) -> tuple[psutil.Process | None, str | None]:
@@ -281,6 +284,17 @@ class _Procs:
         if not count:
             return None, None, 0, True
         return (cpu if timed else None), rss, count, timed == count
+
+
+def _runs_us(proc: psutil.Process) -> bool:
+    """Whether ``proc`` is this process or one of its ancestors: a server inside the process
+    that runs llmbench (a test runner serving a protocol in-process) is no dedicated server, so
+    its other children (the runner's CPU burners, llmbench itself) are not its load."""
+    me = psutil.Process()
+    try:
+        return proc.pid == me.pid or proc.pid in {p.pid for p in me.parents()}
+    except psutil.Error:
+        return False
 
 
 def serving_pids(target: ProcessTarget) -> set[int]:
