@@ -115,6 +115,9 @@ def _workload(g: ArgumentAdder) -> None:
                    help="size grid: tokens of earlier context before the prompt (default 0)")
     g.add_argument("--slo", action="append", default=[], metavar="RULE",
                    help='service-level objective for goodput, e.g. "ttft_s<=0.5" (repeatable)')
+    g.add_argument("--api", choices=("completions", "chat"),
+                   help="size grid: send each prompt as a raw completion (default, no chat "
+                   "template) or as a chat request's user message (pp counts the user part)")
     from .commands.openloop import add_load_flags
 
     add_load_flags(g)  # --rate, --arrival, --duration, --requests, --arrival-seed, --workers

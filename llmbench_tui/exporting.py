@@ -52,6 +52,8 @@ _MD_COLUMNS = (
     ("machine id", "machine.machine_id"),
 )  # fmt: skip
 _MD_SCORE = ("score", "quality.score")  # a column when any record has a score
+# A column when any record has it: the round's output tok/s (every stream of a round shows it).
+_MD_AGGREGATE = ("round tok/s", "concurrent.aggregate_tok_s")
 
 
 class ExportError(Exception):
@@ -135,8 +137,9 @@ def _md_cell(value: Any) -> str:
 
 def _md(records: list[dict[str, Any]], out: IO[str]) -> None:
     columns: tuple[tuple[str, str], ...] = _MD_COLUMNS
-    if any(get_path(r, _MD_SCORE[1]) is not None for r in records):
-        columns = (*columns, _MD_SCORE)
+    for optional in (_MD_AGGREGATE, _MD_SCORE):
+        if any(get_path(r, optional[1]) is not None for r in records):
+            columns = (*columns, optional)
     out.write("| " + " | ".join(h for h, _ in columns) + " |\n")
     out.write("|" + "|".join("---" for _ in columns) + "|\n")
     for record in records:

@@ -135,6 +135,7 @@ class WorkloadSpec(BaseModel):
     slo: list[str] = Field(default_factory=list)  # e.g. ["ttft_s<=0.5", "itl_p90_s<=0.05"]
     prefix_cache: bool = False
     localscore: bool = False
+    api: Literal["completions", "chat"] | None = None  # how grid cells are sent (--api)
     # Open loop (engine.arrivals): offered requests/s (a list sweeps), the arrival law, each
     # level's length, the schedule seed and the worker processes; ``concurrency`` is the cap.
     rate: float | list[float] | None = None
@@ -148,7 +149,7 @@ class WorkloadSpec(BaseModel):
     @classmethod
     def _rate(cls, value: Any) -> Any:
         if value is not None:
-            from .engine.arrivals import parse_rates
+            from .workload_syntax import parse_rates
 
             parse_rates(value)
         return value
@@ -157,7 +158,7 @@ class WorkloadSpec(BaseModel):
     @classmethod
     def _arrival(cls, value: str | None) -> str | None:
         if value is not None:
-            from .engine.arrivals import parse_arrival
+            from .workload_syntax import parse_arrival
 
             parse_arrival(value)
         return value

@@ -7,7 +7,9 @@ A leaf module, so suite validation (``schema``) and the engine (``engine.workloa
 
 from __future__ import annotations
 
+import math
 import operator
+import random
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -155,9 +157,90 @@ class Cell:
     def context_needed(self) -> int:
         return self.depth + self.pp + self.tg
 
-    def describe(self) -> str:
+    def describe(self, chat: bool = False) -> str:
         ctx = f" after {self.depth} tokens of earlier context" if self.depth else ""
-        return (
-            f"[synthetic {self.test}] {self.pp} random-word tokens{ctx}, sent as raw completion "
-            f"(no chat template); {self.tg} tokens asked"
-        )
+        sent = ("sent as a chat request's user message (the chat template around it)" if chat
+                else "sent as raw completion (no chat template)")  # fmt: skip
+        return f"[synthetic {self.test}] {self.pp} random-word tokens{ctx}, {sent}; {self.tg} " \
+               "tokens asked"  # fmt: skip
+
+
+def check_api(api: str, cells: Iterable[Cell], prefix_cache: bool) -> str:
+    """``--api``: ``completions`` (raw, no template) or ``chat`` (one user message); a chat
+    grid sends no earlier context and no second send of a prompt."""
+    if api not in ("completions", "chat"):
+        raise WorkloadError(f"--api {api}: use chat or completions")
+    if api == "chat" and any(c.depth for c in cells):
+        raise WorkloadError("--api chat sends one user message: leave out --depth")
+    if api == "chat" and prefix_cache:
+        raise WorkloadError("--api chat: --prefix-cache is for raw completions only")
+    return api
+
+
+# -- open-loop arrivals (--rate, --arrival; engine.arrivals draws the schedules) ------------
+
+MAX_RATE = 10_000.0  # requests/s: beyond this the schedule itself is a typo
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """The law of the gaps: ``kind`` is ``constant``, ``poisson`` or ``gamma`` (with ``shape``)."""
+
+    kind: str
+    shape: float = 1.0
+
+    @property
+    def text(self) -> str:
+        return f"gamma:{self.shape:g}" if self.kind == "gamma" else self.kind
+
+    def gaps(self, rate: float, n: int, rng: random.Random) -> list[float]:
+        """``n`` gaps (seconds) of mean ``1/rate``."""
+        if self.kind == "constant":
+            return [1.0 / rate] * n
+        if self.kind == "poisson":
+            return [rng.expovariate(rate) for _ in range(n)]
+        scale = 1.0 / (rate * self.shape)
+        return [rng.gammavariate(self.shape, scale) for _ in range(n)]
+
+
+_GAMMA = re.compile(r"^gamma:([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)$")
+
+
+def parse_arrival(text: str) -> Arrival:
+    """``poisson`` | ``constant`` | ``gamma:SHAPE``; anything else is refused naming the value."""
+    raw = (text or "").strip().lower()
+    if raw in ("poisson", "constant"):
+        return Arrival(raw)
+    m = _GAMMA.match(raw)
+    if m:
+        shape = float(m[1])
+        if not 0.01 <= shape <= 1000:
+            raise WorkloadError(f"--arrival {text!r}: the gamma shape must be in 0.01..1000")
+        return Arrival("poisson") if shape == 1.0 else Arrival("gamma", shape)
+    raise WorkloadError(
+        f"--arrival {text!r}: expected poisson, constant or gamma:SHAPE (e.g. gamma:0.5)"
+    )
+
+
+def parse_rates(text: str | float | Iterable[Any]) -> list[float]:
+    """``--rate 1,2,4,8`` (requests per second, decimals allowed): the levels, ascending."""
+    if isinstance(text, str):
+        parts: list[Any] = [p.strip() for p in text.split(",") if p.strip()]
+    elif isinstance(text, int | float):
+        parts = [text]
+    else:
+        parts = list(text)
+    rates: list[float] = []
+    for part in parts:
+        try:
+            value = float(part)
+        except (TypeError, ValueError):
+            raise WorkloadError(f"--rate {part!r}: not a number of requests per second") from None
+        if isinstance(part, bool) or not math.isfinite(value) or value <= 0:
+            raise WorkloadError(f"--rate {part!r}: must be a positive number of requests/s")
+        if value > MAX_RATE:
+            raise WorkloadError(f"--rate {part!r}: at most {MAX_RATE:g} requests/s")
+        rates.append(value)
+    if not rates:
+        raise WorkloadError("--rate: no values given")
+    return sorted(dict.fromkeys(rates))

@@ -69,7 +69,9 @@ class RawPrompt:
     the backend's own tokenizer (the in-process engine then evaluates them as they are).
     ``ignore_eos``: generate ``max_tokens`` tokens even past end-of-sequence where the backend can.
     ``reuse_cache``: keep what the backend has cached (prefix-cache mode) instead of starting
-    from an empty cache."""
+    from an empty cache. ``chat``: send ``text`` as the user message of a chat request instead
+    (``--api chat``: the model's chat template and ``options.system`` applied; no ``context``,
+    no ``token_ids``)."""
 
     text: str
     max_tokens: int
@@ -78,6 +80,7 @@ class RawPrompt:
     context_ids: list[int] | None = None
     ignore_eos: bool = True
     reuse_cache: bool = False
+    chat: bool = False
 
 
 StreamItem = TextChunk | FinalChunk | ContextReady

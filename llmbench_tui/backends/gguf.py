@@ -283,12 +283,16 @@ class GGUFBackend:
     async def stream_raw(
         self, spec: ModelSpec, prompt: RawPrompt, options: Options
     ) -> AsyncGenerator[StreamItem, None]:
-        """A raw prompt as exact tokens (module docstring); ``max_tokens`` from the prompt."""
+        """A raw prompt as exact tokens (module docstring); ``max_tokens`` from the prompt. A chat
+        prompt is the user message rendered by the model's own chat template, in-process."""
         options = options.merged(Options(max_tokens=prompt.max_tokens))
 
         def job(loaded: _Loaded, settings: dict[str, Any], load_s: float | None, stop, emit):
             llm = loaded.llm
-            tokens = prompt.token_ids or _raw_tokens(llm, prompt.text)
+            if prompt.chat:
+                tokens = _prompt_tokens(loaded, chat_messages(prompt.text, options))
+            else:
+                tokens = prompt.token_ids or _raw_tokens(llm, prompt.text)
             context = prompt.context_ids
             if context is None and prompt.context:
                 context = _raw_tokens(llm, prompt.context)

@@ -371,8 +371,13 @@ class OllamaBackend:
     ) -> AsyncGenerator[StreamItem, None]:
         """``/api/generate`` with ``raw: true`` (no template), streamed; earlier context is sent
         first as a one-token generation so Ollama's prompt cache holds it. Ollama has no
-        ``ignore_eos``: the model may stop before ``max_tokens`` (the engine records the count)."""
+        ``ignore_eos``: the model may stop before ``max_tokens`` (the engine records the count).
+        A chat prompt goes to ``/api/chat`` as the user message instead (``stream``)."""
         options = options.merged(Options(max_tokens=prompt.max_tokens))
+        if prompt.chat:
+            async for item in self.stream(spec, prompt.text, options):
+                yield item
+            return
         sent = self._request_options(options) or None
         try:
             if prompt.context:

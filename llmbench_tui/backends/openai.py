@@ -228,7 +228,18 @@ class OpenAIBackend:
     async def stream_raw(
         self, spec: ModelSpec, prompt: RawPrompt, options: Options
     ) -> AsyncGenerator[StreamItem, None]:
-        """``/v1/completions`` streamed, after a priming completion of the context, if any."""
+        """``/v1/completions`` streamed, after a priming completion of the context, if any; a chat
+        prompt goes to ``/v1/chat/completions`` as the user message instead."""
+        if prompt.chat:
+            body = self._body(spec, prompt.text, options, ())
+            body["max_tokens"] = prompt.max_tokens
+            if prompt.ignore_eos:
+                body.update(ignore_eos=True, min_tokens=prompt.max_tokens)
+            async for item in self._stream("/chat/completions", body, spec):
+                if isinstance(item, FinalChunk) and item.prompt_tokens is None:
+                    item.prompt_tokens = await self._chat_prompt_tokens(spec, body)
+                yield item
+            return
         if prompt.context:
             prime = self._raw_body(spec, prompt.context, options, 1)
             await self._post(f"{self._api}/completions", prime, spec)
@@ -251,6 +262,21 @@ class OpenAIBackend:
             return response.json()
         except ValueError as exc:
             raise ProtocolError(f"the server at {self.host} answered {url} without JSON") from exc
+
+    async def _chat_prompt_tokens(self, spec: ModelSpec, body: dict[str, Any]) -> int | None:
+        """The server's count of a chat request's prompt (its template applied), for a server
+        whose stream carries no usage (llama-cpp-python's): the same messages again, not
+        streamed, for one token, once the measured stream has ended (its end instant is already
+        taken). Asking before the run would leave the prompt in the server's cache."""
+        probe = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        probe.update(max_tokens=1, min_tokens=1)
+        try:
+            reply = await self._post(f"{self._api}/chat/completions", probe, spec)
+        except BackendError:
+            return None
+        usage = reply.get("usage") if isinstance(reply, dict) else None
+        count = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        return count if isinstance(count, int) else None
 
     async def probe_prompt_tokens(
         self, spec: ModelSpec, text: str, options: Options

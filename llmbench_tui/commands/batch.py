@@ -132,6 +132,7 @@ def build_workload(args: argparse.Namespace, suite: Suite) -> tuple[Workload | N
             prefix_cache=args.prefix_cache,
             default_concurrency=suite.concurrency,
             load=open_loop_values(args),
+            api=getattr(args, "api", None),
         )
     except WorkloadError as exc:
         raise UsageError(str(exc)) from None
@@ -351,6 +352,20 @@ async def _run(engine: Engine) -> SessionFinished:
             loop.remove_signal_handler(signal.SIGINT)
 
 
+def chat_note(records: list[dict[str, Any]]) -> str:
+    """What pp means in a chat grid, with the prompt sizes the server counted."""
+    counted: dict[int, set[int]] = {}
+    for r in records:
+        w = r.get("workload") or {}
+        if isinstance(w.get("prompt_tokens_reported"), int) and not r.get("warmup"):
+            counted.setdefault(w["pp"], set()).add(w["prompt_tokens_reported"])
+    sizes = "; ".join(f"pp{pp}: {min(c)}" + (f"–{max(c)}" if max(c) != min(c) else "")
+                      for pp, c in sorted(counted.items()))  # fmt: skip
+    return ("--api chat: pp is the user message's tokens; the server counted the whole prompt "
+            "with its chat template (workload.prompt_tokens_reported)"
+            + (f": {sizes} tokens" if sizes else ""))  # fmt: skip
+
+
 def workload_report(plan: Plan, finished: SessionFinished) -> tuple[list[str], list[str]]:
     """Text and Markdown blocks for a grid/sweep/LocalScore session (empty lists otherwise):
     the llama-bench-shaped table, the sweep levels with goodput and the knee, the score."""
@@ -372,6 +387,9 @@ def workload_report(plan: Plan, finished: SessionFinished) -> tuple[list[str], l
             "server timings); client t/s: measured from the stream. tgN @ dD: decoding after D "
             "tokens of context."
         )
+        if workload.api == "chat":
+            text.append(chat_note(records))
+            md.append(chat_note(records))
     if workload.load is not None:
         from .openloop import open_loop_report
 

@@ -13,14 +13,13 @@ for a slower warm TTFT. Runs are only ever judged against runs of the same group
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from llmbench_tui.engine.stats import counted, describe, welch
+from llmbench_tui.engine.stats import counted, describe, figure_values, welch
 from llmbench_tui.safe_text import one_line
-from llmbench_tui.schema import Efficiency, Quality, ServerStats, Timings, Tokens, get_path
+from llmbench_tui.schema import Efficiency, Quality, ServerStats, Timings, Tokens
 
 SECTIONS = ("timings", "server", "tokens", "efficiency", "quality")
 _ORDER = (
@@ -77,12 +76,8 @@ def run_group(record: dict[str, Any]) -> tuple:
 
 
 def values(records: Iterable[dict[str, Any]], path: str) -> list[float]:
-    out = []
-    for record in records:
-        value = get_path(record, path)
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            out.append(float(value))
-    return out
+    """One value per run (per round for a round's figure: ``engine.stats.figure_values``)."""
+    return figure_values(records, path)
 
 
 def figures_of(records: Iterable[dict[str, Any]]) -> list[str]:

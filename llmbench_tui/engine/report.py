@@ -16,7 +16,7 @@ from typing import Any
 
 from ..schema import get_path
 from ..workload_syntax import depth_label
-from .stats import GroupSummary, Stats, counts_in_figures
+from .stats import GroupSummary, Stats, busy_line, counts_in_figures
 
 # (header, figure path, format) — client and server decode rates side by side, never merged.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -79,10 +79,14 @@ def footnotes(groups: list[GroupSummary]) -> list[str]:
     for g in groups:
         agg = g.figures.get("concurrent.aggregate_tok_s")
         if agg is not None:
-            notes.append(
-                f"{group_label(g)} {g.prompt_id}: aggregate {cell(agg, '{:.1f}')} tok/s "
-                f"over {g.concurrency} streams"
-            )
+            streams = "1 stream" if g.concurrency == 1 else f"{g.concurrency} streams"
+            line = f"{group_label(g)} {g.prompt_id}: aggregate {cell(agg, '{:.1f}')} tok/s " \
+                   f"over {streams}"  # fmt: skip
+            if g.throughput is not None:
+                t = g.throughput
+                line += (f"; throughput {t['tok_s']:.1f} tok/s ({t['output_tokens']} output "
+                         f"tokens / {t['wall_s']:.2f} s over {t['rounds']} rounds)")  # fmt: skip
+            notes.append(line)
         for err in g.errors:
             notes.append(f"{group_label(g)}: {err}")
         for warning in g.warnings:
@@ -90,6 +94,13 @@ def footnotes(groups: list[GroupSummary]) -> list[str]:
         for check in g.checks_not_run:
             notes.append(f"{group_label(g)} {g.prompt_id}: check not run, left out of the score: "
                          f"{check}")
+    # Runs measured beside other work: one line per model, over all its groups (prompts, cells,
+    # levels), not one per run or per distinct share.
+    busy: dict[str, list[dict]] = {}
+    for g in groups:
+        if g.busy is not None:
+            busy.setdefault(g.model, []).append(g.busy)
+    notes += [f"{model}: warning: {busy_line(parts)}" for model, parts in busy.items()]
     return notes
 
 

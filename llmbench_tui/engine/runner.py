@@ -259,6 +259,9 @@ class Engine:
                 )
                 if self.plan.workload and self.plan.workload.prefix_cache and not slot.repeat:
                     slot.built.meta["cache_role"] = "first"
+                if self.plan.workload and self.plan.workload.api == "chat":
+                    slot.built.raw.chat = True  # the user message of a chat request
+                    slot.prompt = cell_prompt(slot.cell, chat=True)
             except BackendError as exc:
                 slot.prep_error = exc
             except ValueError as exc:  # WorkloadError: no count to calibrate on
@@ -278,11 +281,12 @@ class Engine:
         return True
 
     async def run_round(self, slots: list[Slot]) -> None:
-        """Run the slots' streams at once; aggregate throughput when there are several."""
+        """Run the slots' streams at once; every measured round (one stream included) records
+        its aggregate throughput: output tokens over the round's wall time, first request sent
+        to last token received (docs/metrics-throughput.md)."""
         await self.prepare(slots)
         outcomes = await asyncio.gather(*(self.run_one(s) for s in slots))
-        sweep = self.plan.workload is not None and self.plan.workload.sweep
-        if len(slots) > 1 or (sweep and not (slots[0].warmup or slots[0].cold)):
+        if not (slots[0].warmup or slots[0].cold):
             ok = [o.record for o in outcomes if o.record.status == "ok"]
             starts = [o.t_send for o in outcomes if o.t_send is not None]
             ends = [o.t_last for o in outcomes if o.t_last is not None]
@@ -371,7 +375,11 @@ class Engine:
             backend = self.pool.for_spec(spec)
             effective = backend.effective_options(spec, options)
             if slot.cell is not None:
-                effective["prompt_format"] = "raw completion, no chat template"
+                effective["prompt_format"] = (
+                    "chat, the model's chat template (pp counts the user message)"
+                    if slot.built is not None and slot.built.raw.chat
+                    else "raw completion, no chat template"
+                )
             if slot.prep_error is not None:
                 raise slot.prep_error
         except BackendError as exc:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..schema import RunRecord, get_path
+from ..telemetry.efficiency import BUSY_WARNING_START
 from .timing import percentile
 
 # Figures summarised per group, as dotted paths into a run record's JSON form.
@@ -37,6 +38,11 @@ FIGURES = (
     "efficiency.mbu",
     "quality.score",
 )
+
+# Figures of a round, not of a run: every stream of one round of ``concurrency`` streams carries
+# the same value, so they are summarised one value per round (``figure_values``), never once per
+# stream (which would count each round ``concurrency`` times: a smaller CI on duplicates).
+ROUND_PREFIX = "concurrent."
 
 OUTLIER_MIN_N = 5
 OUTLIER_MIN_REL = 0.02
@@ -136,6 +142,62 @@ def describe(values: list[float]) -> Stats:
 
 
 
+def round_key(record: dict[str, Any]) -> tuple:
+    """What identifies the round a run was one stream of: its session, model, host, prompt (or
+    grid cell), level and round number (a prefix-cache repeat is a round of its own)."""
+    conc = record.get("concurrent") or {}
+    return (
+        record.get("session_id"),
+        record.get("model_spec") or record.get("model"),
+        record.get("host"),
+        record.get("prompt_id"),
+        record.get("concurrency") or 1,
+        conc.get("round", record.get("repetition")),
+        (record.get("workload") or {}).get("cache_role"),
+    )
+
+
+def figure_values(records: Iterable[dict[str, Any]], path: str) -> list[float]:
+    """The finite numbers at ``path``: one per run, or, for a round's figure
+    (``concurrent.*``), one per round — the one home of that rule for every summary."""
+    out: list[float] = []
+    seen: set[tuple] = set()
+    per_round = path.startswith(ROUND_PREFIX)
+    for record in records:
+        value = get_path(record, path)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        if not math.isfinite(value):
+            continue
+        if per_round:
+            key = round_key(record)
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(float(value))
+    return out
+
+
+def throughput(records: Iterable[dict[str, Any]]) -> dict[str, float] | None:
+    """Output throughput over the rounds' wall time: ``{"tok_s", "output_tokens", "wall_s",
+    "rounds"}`` — the successful runs' output tokens over the sum, across rounds, of each round's
+    wall time (its first request sent to its last token received, ``concurrent.round_s``).
+    ``None`` when a run has no round time (records from before it was stored at every level)."""
+    rounds: dict[tuple, float] = {}
+    tokens = 0
+    for record in records:
+        span = (record.get("concurrent") or {}).get("round_s")
+        if not isinstance(span, int | float) or isinstance(span, bool):
+            return None
+        rounds[round_key(record)] = float(span)
+        if record.get("status") == "ok":
+            tokens += int(get_path(record, "tokens.output") or 0)
+    wall = sum(rounds.values())
+    if not rounds or wall <= 0:
+        return None
+    return {"tok_s": tokens / wall, "output_tokens": tokens, "wall_s": wall, "rounds": len(rounds)}
+
+
 def counts_in_figures(record: dict[str, Any]) -> bool:
     """The one rule for which runs a mean is taken over: successful, not warm-up (excluded from
     statistics) and not cold (a cold run's TTFT includes the model load, so cold runs are
@@ -164,6 +226,8 @@ class GroupSummary:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     checks_not_run: list[str] = field(default_factory=list)  # quality checks that could not run
+    throughput: dict[str, float] | None = None  # ``throughput()`` over the counted runs
+    busy: dict[str, Any] | None = None  # ``busy_runs()``: its busy-run warnings, summed up
     figures: dict[str, Stats]
 
     def to_json(self) -> dict[str, Any]:
@@ -184,6 +248,45 @@ def _group_key(rec: dict[str, Any]) -> tuple:
     )
 
 
+def busy_runs(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The runs measured beside other work (``efficiency.conditions.busy``), summed up:
+    ``{"low", "high"}`` (their other-processes shares, %), ``"runs"`` (how many) of ``"of"``
+    (all the records), ``"named"`` (the busiest other processes named during them: name → the
+    highest % of one core); ``None`` when no run was busy."""
+    busy = [r for r in records if get_path(r, "efficiency.conditions.busy") is True]
+    shares = [v for r in busy
+              if isinstance(v := get_path(r, "efficiency.conditions.other_cpu_pct"), int | float)]
+    if not shares:
+        return None
+    named: dict[str, float] = {}
+    for record in busy:
+        for proc in get_path(record, "telemetry.other_processes") or []:
+            if isinstance(proc, dict) and isinstance(proc.get("cpu_pct"), int | float):
+                name = str(proc.get("name"))
+                named[name] = max(named.get(name, 0.0), float(proc["cpu_pct"]))
+    return {"low": min(shares), "high": max(shares), "runs": len(busy), "of": len(records),
+            "named": named}  # fmt: skip
+
+
+def busy_line(parts: Iterable[dict[str, Any]]) -> str:
+    """One warning for several ``busy_runs`` (a model's groups): each busy run has its own
+    (``other processes used 51 % ...``); together they say the range of shares, in how many
+    runs, and the three busiest other processes named during them."""
+    parts = list(parts)
+    named: dict[str, float] = {}
+    for part in parts:
+        for name, pct in part["named"].items():
+            named[name] = max(named.get(name, 0.0), pct)
+    low = f"{min(p['low'] for p in parts):.0f}"
+    high = f"{max(p['high'] for p in parts):.0f}"
+    line = f"{BUSY_WARNING_START}{low if low == high else f'{low}–{high}'} % of the CPU during "
+    line += f"{sum(p['runs'] for p in parts)} of {sum(p['of'] for p in parts)} runs"
+    if named:
+        top = sorted(named.items(), key=lambda kv: -kv[1])[:3]
+        line += " (busiest: " + ", ".join(f"{n} {c:.0f} % of a core" for n, c in top) + ")"
+    return line + "; their figures are not comparable"
+
+
 def summarize(records: list[RunRecord] | list[dict[str, Any]]) -> list[GroupSummary]:
     """Group non-warm-up runs and describe each figure over the group's successful runs.
 
@@ -201,11 +304,13 @@ def summarize(records: list[RunRecord] | list[dict[str, Any]]) -> list[GroupSumm
         ok = [r for r in recs if r["status"] == "ok"]
         figures = {}
         for path in FIGURES:
-            values = [v for r in ok if isinstance(v := get_path(r, path), int | float)]
+            values = figure_values(ok, path)
             if values:
-                figures[path] = describe([float(v) for v in values])
+                figures[path] = describe(values)
         errors = sorted({r["error"] or r["status"] for r in recs if r["status"] != "ok"})
-        warnings = sorted({w for r in recs for w in r.get("warnings") or []})
+        busy = busy_runs(recs)
+        warnings = sorted({w for r in recs for w in r.get("warnings") or []
+                           if busy is None or not w.startswith(BUSY_WARNING_START)})
         not_run = sorted(
             {
                 f"{c.get('name')}: {c.get('detail')}"
@@ -229,6 +334,8 @@ def summarize(records: list[RunRecord] | list[dict[str, Any]]) -> list[GroupSumm
                 errors=errors,
                 warnings=warnings,
                 checks_not_run=not_run,
+                throughput=throughput(ok) if ok else None,
+                busy=busy,
             )
         )
     return out

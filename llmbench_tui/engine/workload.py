@@ -36,7 +36,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..schema import ModelSpec, Options, PromptSpec, WorkloadSpec
-from ..workload_syntax import Cell, WorkloadError, parse_levels, parse_slo, parse_values
+from ..workload_syntax import (
+    Cell,
+    WorkloadError,
+    check_api,
+    parse_levels,
+    parse_slo,
+    parse_values,
+)
 from .arrivals import LoadSpec, load_from
 from .synthetic_prompts import Built
 
@@ -59,6 +66,7 @@ class Workload:
     localscore: bool = False
     skipped: list[str] = field(default_factory=list)  # cells left out, with the reason
     load: LoadSpec | None = None  # open-loop arrivals instead of closed-loop levels
+    api: str = "completions"  # or "chat": each cell's text as a chat request's user message
 
     @property
     def sweep(self) -> bool:
@@ -88,6 +96,7 @@ class Workload:
             "localscore": self.localscore,
             "skipped": self.skipped,
             **({"load": self.load.describe()} if self.load else {}),
+            **({"api": self.api} if self.api != "completions" else {}),
         }
 
     def check_context(self, model: str, context_length: int | None, num_ctx: int | None) -> None:
@@ -109,17 +118,18 @@ class Workload:
                 )
 
 
-def cell_prompt(cell: Cell, *, repeat: bool = False) -> PromptSpec:
+def cell_prompt(cell: Cell, *, repeat: bool = False, chat: bool = False) -> PromptSpec:
     """The PromptSpec runs of a cell carry: its id and a description (the synthetic text itself is
     random, long and different every run, so it is not stored). ``repeat``: the prefix-cache
-    mode's second send of a prompt, a statistics group of its own (``…+cache``)."""
+    mode's second send of a prompt, a statistics group of its own (``…+cache``); ``chat``: sent
+    as a chat request's user message (``--api chat``)."""
     if repeat:
         return PromptSpec(
             id=f"{cell.prompt_id}+cache",
             text=cell.describe() + "; the same prompt again, reusing the cache on purpose",
             tags=["synthetic", "prefix-cache"],
         )
-    return PromptSpec(id=cell.prompt_id, text=cell.describe(), tags=["synthetic"])
+    return PromptSpec(id=cell.prompt_id, text=cell.describe(chat), tags=["synthetic"])
 
 
 def grid_options(options: Options, workload: Workload) -> Options:
@@ -145,6 +155,7 @@ def build_workload(
     prefix_cache: bool = False,
     default_concurrency: int = 1,
     load: dict[str, Any] | None = None,
+    api: str | None = None,
 ) -> tuple[Workload | None, int]:
     """The workload of a session from a suite's ``[workload]`` overlaid with command-line values
     (any given here wins), and the plan's plain concurrency. ``None`` for an ordinary session
@@ -184,15 +195,17 @@ def build_workload(
         raise WorkloadError("--prefix-cache needs a size grid (--pp) to send each prompt twice")
     if prefix_cache and (len(levels) > 1 or levels[0] > 1):
         raise WorkloadError("--prefix-cache sends one stream at a time: leave out -c")
+    api = check_api(api or ws.api or "completions", cells, prefix_cache)
     capped = concurrency is not None or ws.concurrency is not None
     open_loop = load_from(ws, load or {}, levels, capped)
     if open_loop is not None:
         if prefix_cache:
             raise WorkloadError("--prefix-cache sends one stream at a time: leave out --rate")
-        return Workload(cells, [1], rules, False, localscore, load=open_loop), levels[0]
+        return Workload(cells, [1], rules, False, localscore, load=open_loop, api=api), levels[0]
     if not cells and len(levels) == 1 and not rules:
         return None, levels[0]
-    return Workload(cells, levels, rules, prefix_cache, localscore), levels[0]
+    return Workload(cells, levels, rules, prefix_cache, localscore, api=api), levels[0]
+
 
 
 async def model_contexts(pool: Any, models: Sequence[ModelSpec]) -> dict[str, int | None]:
@@ -251,6 +264,9 @@ def record_fields(
     flags: list[str] = []
     fitted = meta.get("prompt_tokens_fitted")
     counted = prompt_reported if prompt_reported is not None else fitted
+    chat = bool(getattr(built.raw, "chat", False))
+    if chat:  # pp is the user message; the server's count has the chat template around it
+        counted = fitted
     explained = role == "repeat" or (cached_tokens and counted == requested - cached_tokens)
     if counted is not None and counted != requested and not explained:
         flags.append(f"prompt is {counted} tokens, {requested} were requested")
@@ -301,4 +317,5 @@ def record_fields(
         "cache_role": role,
         "localscore": localscore,
         "flags": flags,
+        "api": "chat" if chat else "completions",
     }

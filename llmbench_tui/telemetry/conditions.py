@@ -7,6 +7,18 @@ is measured: the system's busy CPU time minus theirs, as a share of the whole ma
 ``BUSY_OTHER_CPU_PCT`` during a run, the run's record carries a warning that its figures are not
 comparable.
 
+Two clocks meet in that subtraction, and they differ. A process's CPU time is the scheduler's
+exact run time (``sum_exec_runtime``); the machine's *busy* fields in ``/proc/stat`` are sampled
+at each timer tick (``CONFIG_TICK_CPU_ACCOUNTING``, the default: the whole tick goes to whatever
+runs as it fires), while its *idle* field is measured exactly (a tickless kernel times each idle
+period). A process that keeps waking up for less than a tick — our own thread handing the GIL
+back and forth with a spinning one — is undercounted by the busy fields, so on an otherwise idle
+machine "our" time came out above the machine's busy time (issue 17: 52.2 % against 50.7 % on a
+2-vCPU AMD EPYC VM). So the machine's busy time here is the exact one: elapsed time × CPUs minus
+the idle time, over the same instants as the processes' reads. What is left of the difference is
+the counters' unit (``1/USER_HZ``, 10 ms, per read), and within it our share is capped at the
+machine's: ``cpu_pct == other_cpu_pct + ours_cpu_pct`` always, and neither is ever negative.
+
 Everything here blocks (it sleeps for the measurement): call it off the event loop.
 """
 
@@ -21,18 +33,20 @@ from typing import Any
 import psutil
 
 from .efficiency import BUSY_OTHER_CPU_PCT, busy_warning
-from .sampler import ProcessTarget, cpu_busy, serving_pids
+from .sampler import ProcessTarget, serving_pids
 
 __all__ = [
-    "BUSY_OTHER_CPU_PCT", "IDLE_OTHER_CPU_PCT", "Busy", "busy_warning", "load_avg", "measure",
-    "wait_idle",
+    "BUSY_OTHER_CPU_PCT", "CLOCK_UNIT_S", "IDLE_OTHER_CPU_PCT", "Busy", "busy_warning", "load_avg",
+    "measure", "wait_idle",
 ]  # fmt: skip
 
 IDLE_OTHER_CPU_PCT = 10.0  # before a session: "not idle" from this share of the machine on
 MEASURE_S = 1.0
 DEFAULT_WAIT_S = 60.0
 TOP_PROCESSES = 3
-
+# The unit of every CPU-time counter read here (``/proc/stat`` and ``/proc/PID/stat`` count in
+# clock ticks of USER_HZ, 100 on Linux): a difference of two reads is exact to within one unit.
+CLOCK_UNIT_S = 1.0 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +136,22 @@ def _excluded(targets: Iterable[ProcessTarget]) -> set[int]:
     return pids
 
 
+def _machine(cpu_times: Any) -> tuple[float, float]:
+    """(idle, total) seconds of one ``psutil.cpu_times()``: idle counts I/O wait, and the total
+    leaves out guest time, which Linux already counts inside user and nice."""
+    guest = getattr(cpu_times, "guest", 0.0) + getattr(cpu_times, "guest_nice", 0.0)
+    total = sum(cpu_times) - guest
+    return cpu_times.idle + getattr(cpu_times, "iowait", 0.0), total
+
+
+def _read(excluded: set[int]) -> tuple[float, float, float, dict[int, float]]:
+    """(monotonic instant, machine idle s, machine total s, excluded processes' CPU s), read back
+    to back so that the machine and the processes are seen at the same instant."""
+    t = time.monotonic()
+    idle, total = _machine(psutil.cpu_times())
+    return t, idle, total, _cpu_seconds(excluded)
+
+
 def measure(
     targets: Iterable[ProcessTarget] = (),
     seconds: float = MEASURE_S,
@@ -131,47 +161,49 @@ def measure(
     """How busy the machine is over ``seconds`` with processes other than this one and the ones
     serving ``targets`` (blocking: it sleeps ``seconds``).
 
-    The other share is the system's busy CPU time minus the excluded processes' time, over the
+    The other share is the machine's busy CPU time minus the excluded processes' time, over the
     machine's total: it also counts processes too short-lived to be seen by name (each
-    compiler invocation of a build). ``top`` names the busiest other processes still alive.
+    compiler invocation of a build). The machine's busy time is elapsed time × CPUs minus its
+    idle time (see the module's docstring for why not its tick-sampled busy fields); our share
+    is capped at it, so ``cpu_pct = other_cpu_pct + ours_cpu_pct``. ``top`` names the busiest
+    other processes still alive.
     """
     targets = list(targets)
     excluded = _excluded(targets)
-    # Our share is read right beside the machine's counters, so both cover the same window;
-    # the walk over every process (slow when this process is busy, since it waits for the GIL)
-    # only names the busiest others.
-    cpu0, ours0, t0 = psutil.cpu_times(), _cpu_seconds(excluded), time.monotonic()
+    # The window is between the two reads, and nothing else is done outside it: the walks over
+    # every process (slow when this process is busy, since they wait for the GIL), which only
+    # name the busiest others, are inside.
+    t0, idle0, total0, ours0 = _read(excluded)
     procs0 = _process_times()
     time.sleep(seconds)
-    excluded |= _excluded(targets)  # runners started meanwhile
-    cpu1, ours1, t1 = psutil.cpu_times(), _cpu_seconds(excluded), time.monotonic()
     procs1 = _process_times()
-    (b0, tot0), (b1, tot1) = cpu_busy(cpu0), cpu_busy(cpu1)
-    busy, total = max(0.0, b1 - b0), max(0.0, tot1 - tot0)
+    excluded |= _excluded(targets)  # runners started meanwhile
+    t1, idle1, total1, ours1 = _read(excluded)
     cpus = psutil.cpu_count() or 1
+    wall = max(t1 - t0, 1e-9)
+    # Elapsed time × CPUs, unless the counters' own total is larger (CPUs brought online
+    # meanwhile): never a busy time made of idle CPUs that the counters no longer see.
+    total = max(wall * cpus, total1 - total0)
+    busy = min(total, max(0.0, total - (idle1 - idle0)))
     # A process started meanwhile is counted from 0: all its CPU time fell in the window.
     ours = sum(max(0.0, after - ours0.get(pid, 0.0)) for pid, after in ours1.items())
+    ours = min(ours, busy)  # beyond the counters' unit, ours is part of the machine's busy time
     per_proc: list[dict[str, Any]] = []
-    wall = max(t1 - t0, 1e-9)
     for pid, (name, after) in procs1.items():
         if pid in excluded:
             continue
         delta = max(0.0, after - procs0.get(pid, (name, 0.0))[1])
         if delta / wall >= 0.05:
             per_proc.append({"pid": pid, "name": name, "cpu_pct": round(100 * delta / wall, 1)})
-    if not total:
-        total = wall * cpus
-    cpu_pct = min(100.0, 100.0 * busy / total)
-    other_pct = min(100.0, max(0.0, 100.0 * (busy - ours) / total))
-    load = load_avg()
+    cpu_pct, ours_pct = round(100.0 * busy / total, 1), round(100.0 * ours / total, 1)
     per_proc.sort(key=lambda p: -p["cpu_pct"])
     return Busy(
-        other_cpu_pct=round(other_pct, 1),
-        cpu_pct=round(cpu_pct, 1),
-        ours_cpu_pct=round(min(100.0, 100.0 * ours / total), 1),
+        other_cpu_pct=round(cpu_pct - ours_pct, 1),  # the two shown shares add up exactly
+        cpu_pct=cpu_pct,
+        ours_cpu_pct=ours_pct,
         cpus=cpus,
         seconds=round(wall, 2),
-        load_avg=load,
+        load_avg=load_avg(),
         top=per_proc[:TOP_PROCESSES],
         threshold_pct=threshold_pct,
     )

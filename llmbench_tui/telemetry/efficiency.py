@@ -362,10 +362,13 @@ def impossible(record: RunRecord, eff: Efficiency) -> tuple[list[str], str]:
 
 BUSY_OTHER_CPU_PCT = 25.0  # during a run: mean share of the machine used by other processes
 
+BUSY_WARNING_START = "other processes used "
+
+
 def busy_warning(other_pct: float) -> str:
     """The record's sentence for a run measured beside other work."""
     return (
-        f"other processes used {other_pct:.0f} % of the CPU during this run; "
+        f"{BUSY_WARNING_START}{other_pct:.0f} % of the CPU during this run; "
         "its figures are not comparable"
     )
 

@@ -14,13 +14,16 @@ also returns the last sample at or before ``t0`` and the first at or after ``t1`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import socket
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -31,6 +34,11 @@ log = logging.getLogger(__name__)
 
 RING_SECONDS = 600.0
 PROCESS_REFRESH_S = 2.0
+# While other processes use this share of the machine or more, the busiest of them are named
+# (a walk over every process, at most every OTHERS_WALK_S: only when there is something to name).
+OTHERS_NAMED_FROM_PCT = 10.0
+OTHERS_WALK_S = 2.0
+OTHERS_NAMED = 10  # at most, each using 5 % of a core or more: the record's other_processes
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +75,11 @@ class Sample:
 
 @dataclass(frozen=True, slots=True)
 class ProcessTarget:
-    """Which processes serve the model: ``self`` (in-process engine), ``ollama`` (``serve`` and its
-    runner children), ``pid`` or ``name`` (a user-named OpenAI-compatible server), or ``none``."""
+    """Which processes serve the model: ``self`` (in-process engine), ``port`` (the process
+    listening on that local port, and its children), ``ollama`` (the process listening on
+    Ollama's port, else ``ollama serve`` found by name, and its runner children), ``pid`` or
+    ``name`` (a server named with ``--server-pid``, and its children), or ``none``. A server
+    that runs llmbench itself (``_runs_us``) counts without its children."""
 
     kind: str = "none"
     value: str | int | None = None
@@ -76,15 +87,67 @@ class ProcessTarget:
     @classmethod
     def for_backend(cls, backend_kind: str, host: str | None, server: str | None) -> ProcessTarget:
         """The target for a backend; ``server`` is ``LLMBENCH_SERVER_PID`` or the option (a PID or
-        a process name) and wins for any server backend. A remote server has no local process."""
+        a process name) and wins for any server backend. A server on this machine is the process
+        listening on the URL's port; a remote server has no local process."""
         if backend_kind == "gguf":
             return cls("self")
         if server:
             server = server.strip()
             return cls("pid", int(server)) if server.isdigit() else cls("name", server)
-        if backend_kind == "ollama" and is_local_host(host):
+        if backend_kind == "ollama" and not host:
             return cls("ollama")
-        return cls("none")
+        port = local_port(host)
+        if port is None:
+            return cls("none")
+        return cls("ollama" if backend_kind == "ollama" else "port", port)
+
+
+def _own_addresses() -> set[str]:
+    """This machine's addresses (every interface's), for a URL that names one of them."""
+    try:
+        return {a.address.split("%")[0] for addrs in psutil.net_if_addrs().values() for a in addrs}
+    except (OSError, psutil.Error):
+        return set()
+
+
+def local_port(host: str | None) -> int | None:
+    """The TCP port of a server URL on this machine (loopback, or one of its own addresses);
+    ``None`` for a remote host or a URL without a host."""
+    if not host:
+        return None
+    try:
+        parts = urlsplit(host if "//" in host else f"//{host}")
+        name, port = parts.hostname or "", parts.port
+    except ValueError:
+        return None
+    if not (is_local_host(host) or name in _own_addresses() or name == socket.gethostname()):
+        return None
+    return port or (443 if parts.scheme == "https" else 80)
+
+
+def listener(port: int) -> psutil.Process | None:
+    """The process listening on TCP ``port`` of this machine, ``None`` when none is seen.
+
+    ``psutil.net_connections`` maps sockets to processes through ``/proc/*/fd``: without the
+    rights to read another user's process (or on macOS, without root at all) it answers
+    ``AccessDenied`` or no PID, and then each readable process is asked for its own sockets.
+    """
+    def listening(conn: Any) -> bool:
+        return conn.status == psutil.CONN_LISTEN and bool(conn.laddr) and conn.laddr.port == port
+
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if listening(conn) and conn.pid:
+                return psutil.Process(conn.pid)
+    except (psutil.AccessDenied, psutil.NoSuchProcess, PermissionError):
+        pass
+    for proc in psutil.process_iter():
+        try:
+            if any(listening(c) for c in proc.net_connections(kind="tcp")):
+                return proc
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return None
 
 
 def cpu_busy(times: Any) -> tuple[float, float]:
@@ -102,6 +165,7 @@ class _Procs:
     target: ProcessTarget = field(default_factory=ProcessTarget)
     procs: dict[int, psutil.Process] = field(default_factory=dict)
     root: psutil.Process | None = None
+    found_by: str | None = None
     refreshed_ns: int = 0
 
     def retarget(self, target: ProcessTarget) -> None:
@@ -138,33 +202,62 @@ class _Procs:
         if kind == "self":
             return [self.procs.get(psutil.Process().pid) or psutil.Process()]
         if self.root is None or not self.root.is_running():
-            self.root = self._find_root(kind, value)
+            self.root, self.found_by = self._find_root(kind, value)
         if self.root is None:
             return []
         try:
-            family = [self.root, *self.root.children(recursive=True)]
+            children = self.root.children(recursive=True)
         except psutil.Error:
             self.root = None
             return []
-        return [self.procs.get(p.pid, p) for p in family]
+        if _runs_us(self.root):
+            children = []
+        return [self.procs.get(p.pid, p) for p in (self.root, *children)]
 
     @staticmethod
-    def _find_root(kind: str, value: str | int | None) -> psutil.Process | None:
+    def _find_root(kind: str, value: str | int | None) -> tuple[psutil.Process | None, str | None]:
+        """The serving process and how it was found (``found_by``, as the record says it)."""
         if kind == "pid":
             try:
-                return psutil.Process(int(value or 0))
+                return psutil.Process(int(value or 0)), "--server-pid"
             except (psutil.Error, ValueError):
-                return None
+                return None, None
+        if kind in ("port", "ollama") and isinstance(value, int):
+            proc = listener(value)
+            if proc is not None:
+                return proc, f"listening port {value}"
+            if kind == "port":
+                return None, None
         for proc in psutil.process_iter(["name", "cmdline"]):
             name = (proc.info.get("name") or "").lower()
             cmdline = proc.info.get("cmdline") or []
             # "serve" anywhere in the arguments: ``ollama serve``, or a wrapper script's
             # ``/bin/sh /usr/bin/ollama serve``; runners are found as its children
             if kind == "ollama" and name.startswith("ollama") and "serve" in cmdline[1:]:
-                return proc
+                return proc, "ollama serve, by name"
             if kind == "name" and name == str(value).lower():
-                return proc
-        return None
+                return proc, "--server-pid"
+        return None, None
+
+    def describe(self) -> dict[str, Any] | None:
+        """The serving process as the record names it: ``{pid, name, found_by, children}``
+        (``children``: e.g. Ollama's runners, each ``{pid, name}``); ``None`` when none."""
+        if self.target.kind == "self":
+            return {"pid": psutil.Process().pid, "name": "llmbench (in-process model)",
+                    "found_by": "in-process", "children": []}  # fmt: skip
+        root = self.root
+        if root is None:
+            return None
+        children = []
+        for pid, proc in list(self.procs.items()):
+            if pid != root.pid:
+                with contextlib.suppress(psutil.Error):
+                    children.append({"pid": pid, "name": proc.name()})
+        try:
+            name = root.name()
+        except psutil.Error:
+            name = "?"
+        return {"pid": root.pid, "name": name, "found_by": self.found_by, "children": children}
 
     def read(self, just_primed: set[int]) -> tuple[float | None, float | None, int]:
         """(CPU % summed, RSS MiB summed, count) over the readable watched processes.
@@ -191,6 +284,17 @@ class _Procs:
         if not count:
             return None, None, 0, True
         return (cpu if timed else None), rss, count, timed == count
+
+
+def _runs_us(proc: psutil.Process) -> bool:
+    """Whether ``proc`` is this process or one of its ancestors: a server inside the process
+    that runs llmbench (a test runner serving a protocol in-process) is no dedicated server, so
+    its other children (the runner's CPU burners, llmbench itself) are not its load."""
+    me = psutil.Process()
+    try:
+        return proc.pid == me.pid or proc.pid in {p.pid for p in me.parents()}
+    except psutil.Error:
+        return False
 
 
 def serving_pids(target: ProcessTarget) -> set[int]:
@@ -224,6 +328,8 @@ class Sampler:
         self._thread: threading.Thread | None = None
         self._failed_once = False
         self._me: psutil.Process | None = None
+        self._walked: tuple[int, dict[int, tuple[str, float]]] | None = None  # (t_ns, CPU s)
+        self._others: tuple[int, list[dict[str, Any]]] | None = None  # (t_ns, busiest others)
 
     # -- control ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -257,6 +363,20 @@ class Sampler:
         self._wake.set()
 
     # -- reads (any thread) ----------------------------------------------------------------
+    def server_process(self) -> dict[str, Any] | None:
+        """The watched serving process as last resolved (``_Procs.describe``)."""
+        try:
+            return self._procs.describe()
+        except psutil.Error:
+            return None
+
+    def busiest_others(self, since_ns: int) -> list[dict[str, Any]]:
+        """The busiest processes other than the serving ones and this one, as last named at or
+        after ``since_ns`` (each ``{pid, name, cpu_pct}``, "% of one core"); empty when the
+        machine was not busy with others then."""
+        others = self._others
+        return list(others[1]) if others is not None and others[0] >= since_ns else []
+
     def latest(self) -> Sample | None:
         with self._cond:
             return self._ring[-1] if self._ring else None
@@ -366,6 +486,7 @@ class Sampler:
         self._prev_times = times
         proc_cpu, proc_rss, nprocs, all_timed = self._procs.read_all(just_primed)
         other = self._other_cpu(busy_sum, total_sum, len(per_core), proc_cpu, all_timed)
+        self._name_others(now, other)
         vm, sw = psutil.virtual_memory(), psutil.swap_memory()
         freq = _cpu_freq()
         before = time.perf_counter_ns()
@@ -387,6 +508,32 @@ class Sampler:
             gpus=tuple(self._nvml.read(gpu_energy)),
             other_cpu_pct=other,
         )
+
+    def _name_others(self, now_ns: int, other_pct: float | None) -> None:
+        """Every ``OTHERS_WALK_S`` while others use ``OTHERS_NAMED_FROM_PCT`` of the machine or
+        more: each process's CPU time, and the busiest others since the previous walk."""
+        if other_pct is None or other_pct < OTHERS_NAMED_FROM_PCT:
+            self._walked = None  # quiet: the next busy spell starts a fresh pair of walks
+            return
+        if self._walked is not None and now_ns - self._walked[0] < OTHERS_WALK_S * 1e9:
+            return
+        times: dict[int, tuple[str, float]] = {}
+        for proc in psutil.process_iter(["name", "cpu_times"]):
+            cpu = proc.info.get("cpu_times")
+            if cpu is not None:
+                times[proc.pid] = (proc.info.get("name") or "?", cpu.user + cpu.system)
+        before, self._walked = self._walked, (now_ns, times)
+        if before is None:
+            return
+        ours = set(self._procs.procs) | ({self._me.pid} if self._me is not None else set())
+        wall = (now_ns - before[0]) / 1e9
+        shares = sorted(
+            ((round(100 * (cpu - before[1].get(pid, (name, 0.0))[1]) / wall, 1), pid, name)
+             for pid, (name, cpu) in times.items() if pid not in ours),
+            reverse=True,
+        )  # fmt: skip
+        self._others = (now_ns, [{"pid": pid, "name": name, "cpu_pct": pct}
+                                 for pct, pid, name in shares[:OTHERS_NAMED] if pct >= 5.0])
 
     def _other_cpu(
         self, busy: float, total: float, ncpu: int, proc_cpu: float | None, all_timed: bool

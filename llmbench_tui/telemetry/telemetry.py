@@ -28,7 +28,7 @@ from ..schema import Efficiency, ModelSpec, RunRecord
 from . import efficiency
 from .efficiency import Rapl, counter_between, power_between
 from .nvml import Nvml
-from .sampler import ProcessTarget, Sample, Sampler
+from .sampler import OTHERS_WALK_S, ProcessTarget, Sample, Sampler
 
 RECENT_BUSY_S = 1.0  # the sampler's last second stands in for a pre-session measurement
 
@@ -162,6 +162,12 @@ class TelemetryHub:
         (a failing one is not waited for), and an Ollama model's ``/api/ps`` is read.
         """
         summary, series = self.summarize(self.sampler.span(t0_ns, t1_ns), t0_ns, t1_ns)
+        # Which process was taken as the server (and so as the benchmark's own load), and the
+        # busiest others when they were many enough to be named during the run.
+        summary["server_process"] = self.sampler.server_process()
+        summary["other_processes"] = self.sampler.busiest_others(
+            t0_ns - int(OTHERS_WALK_S * 1.5e9)
+        )
         spec, host = self._watched or (None, None)
         if self.remote:
             summary["remote"], series["remote"] = self.remote.window(host, t0_ns, t1_ns)

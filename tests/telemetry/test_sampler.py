@@ -175,7 +175,11 @@ def test_process_target_choice() -> None:
     assert ProcessTarget.for_backend("gguf", None, None) == ProcessTarget("self")
     assert ProcessTarget.for_backend("ollama", None, None) == ProcessTarget("ollama")
     assert ProcessTarget.for_backend("ollama", "http://gpu-box:11434", None).kind == "none"
-    assert ProcessTarget.for_backend("openai", "http://127.0.0.1:8080", None).kind == "none"
+    # A server on this machine: the process listening on the URL's port (issue 22).
+    assert ProcessTarget.for_backend("openai", "http://127.0.0.1:8080", None) == ProcessTarget(
+        "port", 8080)
+    assert ProcessTarget.for_backend("ollama", "http://127.0.0.1:11434", None) == ProcessTarget(
+        "ollama", 11434)
     assert ProcessTarget.for_backend("openai", "http://x", "4242") == ProcessTarget("pid", 4242)
     assert ProcessTarget.for_backend("ollama", None, "vllm") == ProcessTarget("name", "vllm")
     with pytest.raises(ValueError):

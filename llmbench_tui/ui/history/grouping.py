@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...compare import machine_key, machine_label
 from ...engine.report import cell
-from ...engine.stats import counted, describe
+from ...engine.stats import counted, describe, figure_values
 from ...formatting import short_host
-from ...schema import get_path
 
 if TYPE_CHECKING:
     from .columns import Column
@@ -92,10 +91,5 @@ def group_runs(records: list[dict[str, Any]], mode: str) -> list[Group]:
 
 def group_cell(records: list[dict[str, Any]], column: Column) -> str:
     """``mean ± stdev (n=N)`` over the group's counted runs (warm-up and cold runs left out)."""
-    values = [
-        float(v)
-        for r in counted(records)
-        for v in [get_path(r, column.path)]
-        if isinstance(v, int | float) and not isinstance(v, bool)
-    ]
+    values = figure_values(counted(records), column.path)  # a round's figure once per round
     return cell(describe(values), column.fmt) if values else "-"
