@@ -154,7 +154,7 @@ def _conditions(g: ArgumentAdder) -> None:
     g.add_argument("--server-pid", metavar="PID_OR_NAME",
                    help="the serving process to sample for OpenAI-compatible servers "
                    "(env LLMBENCH_SERVER_PID); Ollama's and this process are found by themselves")
-    from .commands.batch import add_condition_flags
+    from .commands.conditions import add_condition_flags
 
     add_condition_flags(g)  # --wait-idle, --telemetry-url
 

@@ -40,10 +40,7 @@ from ..backends import BackendPool
 from ..backends.base import (
     BackendError,
     BackendTimeout,
-    ContextReady,
-    FinalChunk,
     ModelNotFound,
-    TextChunk,
     Unreachable,
     now_ns,
 )
@@ -51,12 +48,13 @@ from ..fit.check import FitCheck
 from ..quality import score_answer
 from ..schema import ModelSpec, Options, PromptSpec, RunRecord, Tokens
 from .conversation import run_conversations, warm_up
-from .events import ChunkReceived, Event, RunFinished, RunStarted, SessionFinished, SessionStarted
+from .events import Event, RunFinished, RunStarted, SessionFinished, SessionStarted
 from .judge_runs import judge_session
 from .plan import Plan
 from .session import RunSink, TelemetrySource
 from .slots import ModelFailed, Outcome, Slot
 from .stats import summarize
+from .streaming import consume
 from .synthetic_prompts import PromptBuilder
 from .timing import NS, Arrivals, client_timings
 from .workload import Cell, Workload, cell_prompt, record_fields
@@ -396,7 +394,10 @@ class Engine:
             stream = backend.stream_raw(spec, slot.built.raw, options)
         else:
             stream = backend.stream(spec, prompt.text, options, history=slot.history)
-        task = asyncio.ensure_future(self._consume(stream, arrivals, run_id, primed))
+        task = asyncio.ensure_future(consume(
+            stream, arrivals, run_id, ttft=plan.ttft_timeout_s, stall=plan.stall_timeout_s,
+            emit=self.emit, primed=primed,
+        ))  # fmt: skip
         self.streams.add(task)
         status, error, final = "ok", None, None
         model_failed = False
@@ -492,62 +493,6 @@ class Engine:
                 rec.warnings = warnings
         except Exception as exc:  # telemetry must never lose a run
             log.warning("telemetry for run %s failed: %s", rec.id, exc)
-
-    async def _consume(
-        self, stream: Any, arrivals: Arrivals, run_id: str, primed: dict[str, Any] | None = None
-    ) -> FinalChunk | None:
-        """The hot loop: one pass per chunk, with TTFT and stall deadlines enforced here.
-
-        A ``ContextReady`` (raw prompts with earlier context) moves ``t_send`` to the instant the
-        context was in place and restarts the TTFT deadline; the priming time goes in ``primed``.
-        """
-        plan = self.plan
-        loop = asyncio.get_running_loop()
-        ttft, stall = plan.ttft_timeout_s, plan.stall_timeout_s
-        emit = self.emit
-        final: FinalChunk | None = None
-        add = arrivals.add
-        try:
-            async with asyncio.timeout_at(loop.time() + ttft if ttft else None) as deadline:
-                async for item in stream:
-                    if type(item) is TextChunk:
-                        if not (item.text or item.thinking):
-                            continue
-                        add(item.t_ns, item.text, item.thinking, item.n_tokens)
-                        deadline.reschedule(loop.time() + stall if stall else None)
-                        emit(
-                            ChunkReceived(
-                                run_id=run_id,
-                                text=item.text,
-                                thinking=item.thinking,
-                                t_ns=item.t_ns,
-                                elapsed_s=arrivals.since_send_s(item.t_ns),
-                                chunks=len(arrivals.times),
-                                ttft_s=arrivals.ttft_s,
-                            )
-                        )
-                    elif type(item) is ContextReady:
-                        if primed is not None:
-                            primed["context_prime_s"] = (item.t_ns - arrivals.t_send) / NS
-                            primed["context_tokens"] = item.context_tokens
-                        arrivals.t_send = item.t_ns
-                        deadline.reschedule(loop.time() + ttft if ttft else None)
-                    else:
-                        final = item
-        except TimeoutError:
-            if not deadline.expired():  # raised inside the backend, not our deadline
-                raise BackendError("the backend timed out (its own limit)") from None
-            if arrivals.times:
-                raise BackendTimeout(
-                    f"no new chunk for {stall:g} s after {len(arrivals.times)} chunks "
-                    "(stall timeout)"
-                ) from None
-            raise BackendTimeout(f"no first token within {ttft:g} s (TTFT timeout)") from None
-        finally:
-            await stream.aclose()
-        if final is None:
-            raise BackendError("the stream ended without its final chunk")
-        return final
 
     def _options_for(self, prompt: PromptSpec, cell: Cell | None = None) -> Options:
         """The plan's options with the prompt's own system prompt, if it has one; a grid cell

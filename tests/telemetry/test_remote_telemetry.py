@@ -22,7 +22,7 @@ from support.fixtures_llama import free_port
 from support.ollama_server import FakeModel
 
 from llmbench_tui.backends.ollama import loaded_model, read_ps
-from llmbench_tui.commands.batch import telemetry_urls
+from llmbench_tui.commands.conditions import telemetry_urls
 from llmbench_tui.engine.runner import Engine, Plan
 from llmbench_tui.schema import ModelSpec, PromptSpec, Suite
 from llmbench_tui.store import Store
