@@ -28,6 +28,7 @@ from llmbench_tui.safe_text import strip_controls
 from llmbench_tui.schema import get_path
 from llmbench_tui.store import SERIES, normalize_tables
 from llmbench_tui.store.journal import AtomicJSONStorage, CorruptDatabase, parse_tables
+from llmbench_tui.user_files import write_user_file
 
 FORMATS = ("json", "jsonl", "csv", "md", "bench-json", "bench-csv", "bench-md")
 # bench-*: the size-grid runs as llama-bench's table (engine.report.llamabench_results), one row
@@ -192,15 +193,7 @@ def write_export(
     if hasattr(path_or_stream, "write"):
         path_or_stream.write(text)
         return
-    path = Path(path_or_stream)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8", newline="")
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_user_file(Path(path_or_stream), text, ExportError)
 
 
 def _jsonl(data: bytes, path: Path) -> Iterator[dict[str, Any]]:

@@ -1,9 +1,11 @@
-"""Reading a file the user named (a suite, a schema, a rubric, a fixture, the settings): the one
-home of the sentences that say why it cannot be read, so every command words them alike and no
-traceback reaches the user."""
+"""Reading a file the user named (a suite, a schema, a rubric, a fixture, the settings) and
+writing one (an export, a report): the one home of the sentences that say why it cannot be read
+or written, so every command words them alike and no traceback reaches the user."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 
@@ -24,3 +26,16 @@ def read_user_file(path: Path, what: str, *, max_bytes: int | None = None) -> st
         raise UserFileError(f"{what} {path} is not UTF-8 text") from None
     except OSError as exc:
         raise UserFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
+def write_user_file(path: Path, text: str, error: type[Exception]) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file beside it, then renamed);
+    ``error`` with one sentence naming the path when it cannot be written."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8", newline="")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise error(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -9,7 +9,6 @@ as SVG files.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from llmbench_tui.report.charts import Chart, all_charts
 from llmbench_tui.report.html import asset, render
 from llmbench_tui.report.model import build
+from llmbench_tui.user_files import write_user_file
 
 
 class ReportError(Exception):
@@ -24,14 +24,7 @@ class ReportError(Exception):
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8", newline="")
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_user_file(path, text, ReportError)
 
 
 def write_html(path: str | os.PathLike[str], data: dict[str, Any]) -> int:
