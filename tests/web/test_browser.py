@@ -122,6 +122,10 @@ def sent_so_far(chrome: webdriver.Chrome) -> int:
     return chrome.execute_script("return window.__llmbenchOut.length")
 
 
+# The embedded model's row: its name, the fit column (docs/fit.md) and its size.
+MODEL_ROW = r"embedded\s+(?:GPU|CPU|part \S+|no|\?)?\s*[\d.]+\s*[KMG]B"
+
+
 def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -146,7 +150,7 @@ def test_the_dashboard_runs_the_embedded_model_in_a_browser(
                  .get_attribute("class"), 60)  # fmt: skip
         row = wait_for(
             "the embedded model in the model list",
-            lambda: re.search(r"embedded\s+[\d.]+\s*[KMG]B", screen_text(chrome)),
+            lambda: re.search(MODEL_ROW, screen_text(chrome)),
             120,
         )
         timings["model list"] = time.monotonic() - t0
