@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psutil
@@ -84,17 +84,10 @@ class Busy:
 
     def to_json(self) -> dict[str, Any]:
         """As stored with the session environment (``environment.conditions``)."""
-        return {
-            "other_cpu_pct": self.other_cpu_pct,
-            "cpu_pct": self.cpu_pct,
-            "ours_cpu_pct": self.ours_cpu_pct,
-            "cpus": self.cpus,
-            "seconds": self.seconds,
-            "load_avg": list(self.load_avg) if self.load_avg else None,
-            "top": self.top,
-            "idle": self.idle,
-            "threshold_pct": self.threshold_pct,
-        }
+        out = asdict(self)
+        out["load_avg"] = list(self.load_avg) if self.load_avg else None
+        out["idle"] = self.idle
+        return out
 
 
 def load_avg() -> tuple[float, float, float] | None:
