@@ -119,14 +119,21 @@ def test_chat_grid_against_llama_cpp_server(llama_server, tmp_path):
     assert (w["prompt_tokens_reported"] or 32) == 32
 
 
+def _tokens(base_url: str, text: str) -> int:
+    reply = httpx.post(f"{base_url}/tokenize", json={"content": text, "parse_special": True})
+    return len(reply.json()["tokens"])
+
+
 def _template_tokens(base_url: str) -> int:
-    """What llama-server's chat template adds around one user message: its own count of a chat
-    request's prompt less its tokenizer's count of the message alone."""
-    text = "Count from one to twenty."
-    alone = httpx.post(f"{base_url}/tokenize", json={"content": text}, timeout=30).json()
+    """What llama-server's chat template adds around one user message: its tokenizer's count of
+    the templated text (``/apply-template``) less its count of the message alone — checked
+    against the server's own count of a chat request's prompt."""
+    messages = [{"role": "user", "content": "Count from one to twenty."}]
+    templated = httpx.post(f"{base_url}/apply-template", json={"messages": messages}).json()
     reply = httpx.post(f"{base_url}/v1/chat/completions", timeout=120, json={
-        "messages": [{"role": "user", "content": text}], "max_tokens": 1}).json()  # fmt: skip
-    return int(reply["usage"]["prompt_tokens"]) - len(alone["tokens"])
+        "messages": messages, "max_tokens": 1}).json()  # fmt: skip
+    assert reply["usage"]["prompt_tokens"] == _tokens(base_url, templated["prompt"])
+    return _tokens(base_url, templated["prompt"]) - _tokens(base_url, messages[0]["content"])
 
 
 @pytest.mark.slow
