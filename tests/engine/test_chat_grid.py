@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.fixtures_llama import BUILDS_LLAMA_SERVER
 from support.ollama_server import TEMPLATE_TOKENS, count_tokens
 
 from llmbench_tui.schema import ModelSpec, Options
@@ -137,6 +138,7 @@ def _template_tokens(base_url: str) -> int:
 
 
 @pytest.mark.slow
+@BUILDS_LLAMA_SERVER
 def test_chat_grid_against_llama_cpp_own_server(llama_cpp_server, tmp_path):
     """llama.cpp's ``llama-server``: the stored count is the server's, template included."""
     model = f"openai:smollm@{llama_cpp_server}"

@@ -28,6 +28,9 @@ sys.path.insert(0, str(REPO / "bench"))  # the one home of the llama.cpp build (
 from llama_cpp_build import build
 
 SERVER_START_TIMEOUT_S = 90.0
+# A test that may build llama-server first (minutes: 47 on the shared 2-vCPU VM) needs more
+# than the suite's per-test timeout, which counts fixture setup too: mark it with this.
+BUILDS_LLAMA_SERVER = pytest.mark.timeout(3600)
 
 
 def free_port() -> int:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import psutil
 import pytest
+from support.fixtures_llama import BUILDS_LLAMA_SERVER
 
 from llmbench_tui.engine.report import footnotes
 from llmbench_tui.engine.stats import summarize
@@ -51,6 +52,7 @@ def server_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(request.param))
 
 
+@BUILDS_LLAMA_SERVER
 def test_a_local_url_is_served_by_the_process_on_its_port(server_url, request):
     port = _port(server_url)
     assert local_port(server_url) == port and local_port("http://gpu-box.example:8080") is None
@@ -85,6 +87,7 @@ def _busy_lines(text: str) -> list[str]:
 
 
 @pytest.mark.slow
+@BUILDS_LLAMA_SERVER
 def test_the_local_server_is_not_other_load(server_url, tmp_path):
     server = listener(_port(server_url))
     assert server is not None
@@ -119,6 +122,7 @@ threading.Event().wait()
 
 
 @pytest.mark.slow
+@BUILDS_LLAMA_SERVER
 def test_a_burner_beside_the_server_is_named_once(server_url, tmp_path):
     server = listener(_port(server_url))
     assert server is not None
