@@ -16,7 +16,7 @@ environment (``--aiperf-venv``, created when missing). Its tokenizer is made off
 GGUF's vocabulary and merges (``make_tokenizer``), so nothing is downloaded from a model hub.
 
 ``llama-server`` is built from the llama.cpp sources vendored in the installed
-llama-cpp-python's sdist, as ``bench/bench_llamabench.py`` builds ``llama-bench``, unless
+llama-cpp-python's sdist by ``bench/llama_cpp_build.py`` (cached outside the repository), unless
 ``--llama-server PATH`` is given.
 
 Usage::
@@ -42,6 +42,8 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from llama_cpp_build import build
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / ".build" / "aiperf"
@@ -107,36 +109,6 @@ def make_tokenizer(venv: Path, gguf: Path, out: Path) -> Path:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     sh([str(venv / "bin" / "python"), "-c", TOKENIZER_CODE, str(gguf), str(out)], env=env)
     return out
-
-
-def build_llama_server(cmake_args: str = "-DGGML_NATIVE=OFF") -> Path:
-    """``llama-server`` from the llama.cpp sources in the installed llama-cpp-python's sdist,
-    built once into ``bench/.build/llama-server-build`` (as ``bench_llamabench`` builds
-    llama-bench)."""
-    import tarfile
-
-    import llama_cpp
-
-    version = llama_cpp.__version__
-    build_root = ROOT / "bench" / ".build"
-    build = build_root / "llama-server-build"
-    binary = build / "bin" / "llama-server"
-    if binary.exists():
-        return binary
-    sdist = build_root / "sdist" / f"llama_cpp_python-{version}.tar.gz"
-    if not sdist.exists():
-        sh([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-            f"llama-cpp-python=={version}", "-d", str(sdist.parent)])  # fmt: skip
-    src = build_root / f"llama_cpp_python-{version}"
-    if not src.exists():
-        with tarfile.open(sdist) as tar:
-            tar.extractall(build_root, filter="data")
-    sh(["cmake", "-S", str(src / "vendor" / "llama.cpp"), "-B", str(build), "-G", "Ninja",
-        "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=ON", "-DLLAMA_CURL=OFF",
-        "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
-        "-DLLAMA_BUILD_SERVER=ON", *shlex.split(cmake_args)])  # fmt: skip
-    sh(["cmake", "--build", str(build), "--target", "llama-server", "-j2"])
-    return binary
 
 
 def free_port() -> int:
@@ -273,7 +245,7 @@ def main() -> None:
     gguf = model_path()
     binary = args.llama_server
     if binary is None:
-        binary = build_llama_server()
+        binary = build("llama-server")
     aiperf = aiperf_venv(args.aiperf_venv)
     tokenizer = make_tokenizer(args.aiperf_venv, gguf, WORK / "tokenizer")
     loads = [{"concurrency": 1}, {"concurrency": 4}, {"rate": args.rate}]

@@ -21,8 +21,8 @@ Usage::
 
     python bench/bench_llamabench.py --threads 2 --rounds 3 --reps 5 [--append]
 
-The build is cached under ``bench/.build`` (ignored by git); ``--append`` adds the result section
-to ``bench/RESULTS.md``.
+The build (``bench/llama_cpp_build.py``) is cached outside the repository; the runs' JSON files go
+to ``bench/.build`` (ignored by git); ``--append`` adds the result section to ``bench/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -32,55 +32,20 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
+
+from llama_cpp_build import DEFAULT_CMAKE_ARGS, build, installed_version
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "bench" / ".build"
-DEFAULT_CMAKE_ARGS = "-DGGML_NATIVE=OFF"  # how llama-cpp-python is built on the build VMs
 
 
 def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     print("$ " + shlex.join(cmd), file=sys.stderr, flush=True)
     return subprocess.run(cmd, check=True, **kw)
-
-
-def llama_cpp_version() -> str:
-    import llama_cpp
-
-    return llama_cpp.__version__
-
-
-def build_llama_bench(version: str, cmake_args: str) -> Path:
-    """The llama-bench binary for ``version``, built once per CMake options and cached."""
-    BUILD.mkdir(parents=True, exist_ok=True)
-    (BUILD / ".gitignore").write_text("*\n")
-    sdist = BUILD / "sdist" / f"llama_cpp_python-{version}.tar.gz"
-    if not sdist.exists():
-        sh([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-            f"llama-cpp-python=={version}", "-d", str(sdist.parent)])  # fmt: skip
-    src = BUILD / f"llama_cpp_python-{version}"
-    if not src.exists():
-        with tarfile.open(sdist) as tar:
-            tar.extractall(BUILD, filter="data")
-    build = BUILD / "llama-bench-build"
-    binary = build / "bin" / "llama-bench"
-    stamp = build / "llmbench-cmake-args.txt"
-    if binary.exists() and stamp.exists() and stamp.read_text() == cmake_args:
-        return binary
-    if build.exists():  # other options: start clean (CMake keeps cached ISA options otherwise)
-        shutil.rmtree(build)
-    sh(["cmake", "-S", str(src / "vendor" / "llama.cpp"), "-B", str(build), "-G", "Ninja",
-        "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=ON", "-DLLAMA_CURL=OFF",
-        "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
-        "-DLLAMA_BUILD_SERVER=OFF", *shlex.split(cmake_args)])  # fmt: skip
-    sh(["cmake", "--build", str(build), "--target", "llama-bench", "-j2"])
-    stamp.write_text(cmake_args)
-    return binary
 
 
 def run_llama_bench(binary: Path, model: Path, pp: int, tg: int, threads: int, reps: int):
@@ -140,8 +105,10 @@ def main() -> int:
 
     from llmbench_tui.backends.embedded import embedded_model_path
 
-    version = llama_cpp_version()
-    binary = build_llama_bench(version, args.cmake_args)
+    version = installed_version()
+    binary = build("llama-bench", args.cmake_args, version)
+    BUILD.mkdir(parents=True, exist_ok=True)
+    (BUILD / ".gitignore").write_text("*\n")
     model = embedded_model_path()
     load_before = os.getloadavg()
     lb, ours = [], []

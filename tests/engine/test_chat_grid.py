@@ -3,7 +3,8 @@ sent through the chat endpoint (the model's chat template and the system prompt 
 the record stores the prompt tokens the server counted after templating.
 
 Against the Ollama protocol test server (whose chat template adds ``TEMPLATE_TOKENS`` per
-message, by its documented counting rule), llama-cpp-python's OpenAI-compatible server and the
+message, by its documented counting rule), llama-cpp-python's OpenAI-compatible server,
+llama.cpp's own ``llama-server`` (built from the vendored sources on first use) and the
 in-process engine with SmolLM2's own chat template.
 """
 
@@ -15,7 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+from support.fixtures_llama import BUILDS_LLAMA_SERVER
 from support.ollama_server import TEMPLATE_TOKENS, count_tokens
 
 from llmbench_tui.schema import ModelSpec, Options
@@ -115,6 +118,40 @@ def test_chat_grid_against_llama_cpp_server(llama_server, tmp_path):
     w = raw[0]["workload"]
     assert w["api"] == "completions" and w["prompt_tokens_fitted"] == 32
     assert (w["prompt_tokens_reported"] or 32) == 32
+
+
+def _tokens(base_url: str, text: str) -> int:
+    reply = httpx.post(f"{base_url}/tokenize", json={"content": text, "parse_special": True})
+    return len(reply.json()["tokens"])
+
+
+def _template_tokens(base_url: str) -> int:
+    """What llama-server's chat template adds around one user message: its tokenizer's count of
+    the templated text (``/apply-template``) less its count of the message alone — checked
+    against the server's own count of a chat request's prompt."""
+    messages = [{"role": "user", "content": "Count from one to twenty."}]
+    templated = httpx.post(f"{base_url}/apply-template", json={"messages": messages}).json()
+    reply = httpx.post(f"{base_url}/v1/chat/completions", timeout=120, json={
+        "messages": messages, "max_tokens": 1}).json()  # fmt: skip
+    assert reply["usage"]["prompt_tokens"] == _tokens(base_url, templated["prompt"])
+    return _tokens(base_url, templated["prompt"]) - _tokens(base_url, messages[0]["content"])
+
+
+@pytest.mark.slow
+@BUILDS_LLAMA_SERVER
+def test_chat_grid_against_llama_cpp_own_server(llama_cpp_server, tmp_path):
+    """llama.cpp's ``llama-server``: the stored count is the server's, template included."""
+    model = f"openai:smollm@{llama_cpp_server}"
+    _, chat = _batch(model, tmp_path, "--pp", "32", "--tg", "8", "-n", "2", "--api", "chat")
+    template = _template_tokens(llama_cpp_server)
+    assert template > 4, template  # SmolLM2's default system turn and role markers
+    assert len(chat) == 2
+    for record in chat:
+        w = record["workload"]
+        assert w["api"] == "chat" and w["pp"] == 32 and w["prompt_tokens_fitted"] == 32
+        assert w["exact_prompt"] is True
+        assert w["prompt_tokens_reported"] == 32 + template == record["tokens"]["prompt"], w
+        assert record["tokens"]["output"] == 8
 
 
 @pytest.mark.slow

@@ -5,11 +5,11 @@ its CPU is the benchmark's, never "other processes", and the record says which p
 and how it found it. A CPU burner beside it is still other work: the warning appears once per
 model, with the range of shares, and names the burner, not the server.
 
-The server is llama-cpp-python's ``python -m llama_cpp.server`` (the suite's ``llama_server``
-fixture: llama.cpp's engine behind an OpenAI-compatible HTTP server, in its own process on a
-loopback port). Building llama.cpp's own ``llama-server`` takes several minutes of both cores of
-this shared machine, and what is tested here — a separate process listening on a port — is the
-same for both.
+Each test runs against both servers, each in its own process on a loopback port: llama.cpp's
+own ``llama-server`` (the ``llama_cpp_server`` fixture: built from the sources vendored in the
+installed llama-cpp-python's sdist on first use, then cached) and llama-cpp-python's
+``python -m llama_cpp.server`` (``llama_server``: a Python process, the server's name is in its
+command line, not its process name).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import psutil
 import pytest
+from support.fixtures_llama import BUILDS_LLAMA_SERVER
 
 from llmbench_tui.engine.report import footnotes
 from llmbench_tui.engine.stats import summarize
@@ -38,27 +39,43 @@ def _port(url: str) -> int:
     return port
 
 
-def test_a_local_url_is_served_by_the_process_on_its_port(llama_server):
-    port = _port(llama_server)
-    assert local_port(llama_server) == port and local_port("http://gpu-box.example:8080") is None
-    target = ProcessTarget.for_backend("openai", llama_server, None)
+# The fixture of each server, and how its process is recognised.
+SERVERS = {
+    "llama_cpp_server": lambda p: p.name() == "llama-server",
+    "llama_server": lambda p: "llama_cpp.server" in p.cmdline(),
+}
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def server_url(request: pytest.FixtureRequest) -> str:
+    """The base URL of each real server in turn."""
+    return str(request.getfixturevalue(request.param))
+
+
+@BUILDS_LLAMA_SERVER
+def test_a_local_url_is_served_by_the_process_on_its_port(server_url, request):
+    port = _port(server_url)
+    assert local_port(server_url) == port and local_port("http://gpu-box.example:8080") is None
+    target = ProcessTarget.for_backend("openai", server_url, None)
     assert target == ProcessTarget("port", port)
     server = listener(port)
-    assert server is not None and "llama_cpp.server" in server.cmdline()
+    assert server is not None and SERVERS[request.node.callspec.params["server_url"]](server)
     assert serving_pids(target) == {server.pid, *(c.pid for c in server.children(True))}
     # --server-pid stays the override; a remote host has no local process.
-    assert ProcessTarget.for_backend("openai", llama_server, "4242") == ProcessTarget("pid", 4242)
+    assert ProcessTarget.for_backend("openai", server_url, "4242") == ProcessTarget("pid", 4242)
     assert ProcessTarget.for_backend("openai", "http://10.255.255.1:8080", None).kind == "none"
 
 
 def _batch(url: str, tmp_path: Path, *flags: str) -> tuple[subprocess.CompletedProcess, list]:
+    """A batch of 1 + 3 runs (``-n`` in ``flags`` overrides), sampled every 0.1 s: llama-server
+    answers in about 0.5 s."""
     env = {**os.environ, "LLMBENCH_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
     env.pop("LLMBENCH_SERVER_PID", None)
     out = tmp_path / "runs.json"
     done = subprocess.run(
         [sys.executable, "-m", "llmbench_tui.cli", "--batch", "-m", f"openai:smollm@{url}",
          "-p", "Count from one to twenty.", "--max-tokens", "48", "-n", "3", "--warmup", "1",
-         "--json", str(out), *flags],
+         "--sample-interval", "0.1", "--json", str(out), *flags],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -70,14 +87,15 @@ def _busy_lines(text: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_local_server_is_not_other_load(llama_server, tmp_path):
-    server = listener(_port(llama_server))
+@BUILDS_LLAMA_SERVER
+def test_the_local_server_is_not_other_load(server_url, tmp_path):
+    server = listener(_port(server_url))
     assert server is not None
-    done, records = _batch(llama_server, tmp_path)
+    done, records = _batch(server_url, tmp_path)
     for record in records:
         taken = record["telemetry"]["server_process"]
         assert taken["pid"] == server.pid
-        assert taken["found_by"] == f"listening port {_port(llama_server)}"
+        assert taken["found_by"] == f"listening port {_port(server_url)}"
         # The server's CPU was watched (it decoded: how fast depends on this shared machine) ...
         assert record["telemetry"]["proc_cpu_pct"]["max"] > 0, record["telemetry"]
         assert all(p["pid"] != server.pid for p in record["telemetry"]["other_processes"])
@@ -104,12 +122,15 @@ threading.Event().wait()
 
 
 @pytest.mark.slow
-def test_a_burner_beside_the_server_is_named_once(llama_server, tmp_path):
-    server = listener(_port(llama_server))
+@BUILDS_LLAMA_SERVER
+def test_a_burner_beside_the_server_is_named_once(server_url, tmp_path):
+    server = listener(_port(server_url))
     assert server is not None
     burner = subprocess.Popen([sys.executable, "-c", BURNER.format(threads=2 * CPUS)])
     try:
-        done, records = _batch(llama_server, tmp_path)
+        # Others are named from two process walks 2 s apart during the batch: 8 runs keep it
+        # going that long even against llama-server, which answers in about half a second.
+        done, records = _batch(server_url, tmp_path, "-n", "8")
     finally:
         burner.kill()
         burner.wait(10)
@@ -134,7 +155,7 @@ def test_a_burner_beside_the_server_is_named_once(llama_server, tmp_path):
                 highest[p["name"]] = max(highest.get(p["name"], 0.0), p["cpu_pct"])
     top = sorted(highest.items(), key=lambda kv: -kv[1])[:3]
     assert line.endswith(
-        f"warning: other processes used {share} % of the CPU during {len(busy)} of 3 runs "
+        f"warning: other processes used {share} % of the CPU during {len(busy)} of 8 runs "
         f"(busiest: {', '.join(f'{n} {c:.0f} % of a core' for n, c in top)}); their figures "
         "are not comparable"), line  # fmt: skip
 
