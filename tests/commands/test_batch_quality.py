@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -161,8 +162,10 @@ def test_shipped_quality_suite_against_the_embedded_model(tmp_path):
                              allow_code_exec=True)
         assert without_time(record["quality"]) == without_time(again.model_dump(mode="json"))
     assert p.stdout.splitlines()[0].split()[-1] == "score"
-    # One summary row per prompt (warnings under the table start "embedded:").
-    assert len([line for line in p.stdout.splitlines() if line.startswith("embedded ")]) == 4
+    # One summary row per prompt: "embedded  PROMPT  ok/n ..." (warnings under the table start
+    # "embedded:", the aggregate-throughput lines "embedded  PROMPT: aggregate ...").
+    rows = [line for line in p.stdout.splitlines() if re.match(r"embedded\s+\S+\s+\d+/\d+ ", line)]
+    assert len(rows) == 4, rows
     rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
     assert all(r["quality.checks"] for r in rows)
     h = run(["history", "--json", "--sort=-quality.score"], tmp_path)
