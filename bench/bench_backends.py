@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from seed_history import make_runs
+from support.seed_history import make_runs
 
 from llmbench_tui.store import RunQuery, open_store
 

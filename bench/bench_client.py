@@ -1,6 +1,6 @@
 """How much streaming one llmbench client process takes before it, not the server, sets the pace.
 
-Against the Ollama-protocol test server (``tests/ollama_server.py``) started in its own process
+Against the Ollama-protocol test server (``tests/support/ollama_server.py``) started in its own process
 with no delays (it answers as fast as it can write), this measures:
 
 1. **client CPU per 1,000 streamed tokens**: ``time.process_time()`` of this process (and, with
@@ -57,7 +57,7 @@ def free_port() -> int:
 def start_server(tokens: int, delay: float) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "ollama_server.py"), "--port", str(port),
+        [sys.executable, str(ROOT / "tests" / "support" / "ollama_server.py"), "--port", str(port),
          "--tokens", str(tokens), "--token-delay", str(delay), "--no-delays"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -141,7 +141,7 @@ def main() -> None:
         "", "## Client ingest: CPU per 1,000 tokens and send lag (`bench/bench_client.py`)", "",
         f"{when}, {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"load average {load[0]:.1f} at the end (the machine is shared). Server: "
-        f"`tests/ollama_server.py --tokens {args.tokens} --token-delay {args.token_delay} "
+        f"`tests/support/ollama_server.py --tokens {args.tokens} --token-delay {args.token_delay} "
         "--no-delays` in its own process; constant arrivals, "
         f"{args.seconds:g} s per level.", "",
         "    python bench/bench_client.py " + " ".join(sys.argv[1:]), "",

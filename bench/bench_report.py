@@ -1,6 +1,6 @@
 """Benchmark of the HTML report at scale: writing it, its size, and its page load in Chromium.
 
-A data folder is filled with ``--runs`` realistic generated runs (``tests/seed_history.py``:
+A data folder is filled with ``--runs`` realistic generated runs (``tests/support/seed_history.py``:
 six models, six prompts, errors and warm-ups, sessions over six weeks), then, ``--repeat``
 times each:
 
@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from seed_history import seed_store  # noqa: E402
+from support.seed_history import seed_store  # noqa: E402
 
 from llmbench_tui.report import build, render  # noqa: E402
 from llmbench_tui.report.select import select  # noqa: E402
