@@ -1,7 +1,7 @@
 """How much streaming one llmbench client process takes before it, not the server, sets the pace.
 
-Against the Ollama-protocol test server (``tests/support/ollama_server.py``) started in its own process
-with no delays (it answers as fast as it can write), this measures:
+Against the Ollama-protocol test server (``tests/support/ollama_server.py``) started in its own
+process with no delays (it answers as fast as it can write), this measures:
 
 1. **client CPU per 1,000 streamed tokens**: ``time.process_time()`` of this process (and, with
    workers, the CPU of the worker processes, ``RUSAGE_CHILDREN``) over an open-loop level, divided

@@ -9,8 +9,8 @@ Each picture is the real Textual app driven headless (``App.run_test``) with key
 UI tests do, and saved with ``App.save_screenshot`` (SVG). The data is seeded, so the pictures
 change only when the UI does:
 
-- the history screens show the deterministic database of ``tests/support/seed_history.py`` (fixed RNG
-  seed and start date; times in UTC);
+- the history screens show the deterministic database of ``tests/support/seed_history.py``
+  (fixed RNG seed and start date; times in UTC);
 - the finished dashboard session is replayed into the dashboard as the engine's own events
   (``RunStarted``, ``ChunkReceived``, ``RunFinished``, ``SessionFinished``) carrying fixed
   records, because figures from live inference are never the same twice;
